@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:  `make run` (set up + dvc repro)  and  `make test` (set up + tests).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup run test smoke bench report clean-smoke help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(STAMP) tesseract  ## create .venv, install Python deps and tesseract when missing
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || { echo "pip install failed" >&2; exit 1; }
+	touch $(STAMP)
+
+tesseract:
+	@command -v tesseract >/dev/null || { \
+	  echo "installing tesseract-ocr (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null; }
+	@tesseract --version 2>&1 | head -1
+
+run: setup  ## build the whole pipeline (dvc repro) and print the comparison table
+	dvc repro
+	@python -m Step_5.report --comparison metrics/comparison.json
+
+test: setup  ## run the test suite (includes the smoke run of the whole DAG)
+	python -m pytest
+
+smoke: setup  ## the whole DAG on the tiny profile in a scratch copy under .smoke/
+	python -m tools.smoke --dir .smoke
+
+bench: setup  ## performance benchmarks (see README: Performance)
+	python -m bench.run
+
+clean-smoke:
+	rm -rf .smoke

@@ -1,0 +1,1 @@
+"""Step 1 — prepare: unified meme records from every configured source."""

@@ -1,0 +1,39 @@
+"""The unified record every source produces, and the checks applied to all of them."""
+from __future__ import annotations
+
+import re
+
+from core.errors import PipelineError
+
+RECORD_KEYS = ("id", "source", "image", "text", "label", "split", "group", "tabular", "meta")
+SPLITS = ("train", "val", "test")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def make_id(source: str, local_id: str) -> str:
+    """A sample id safe for tar member names: '<source>-<local id>' with other characters as '_'."""
+    return f"{source}-{_UNSAFE.sub('_', str(local_id))}"
+
+
+def unify(source: str, raw: dict) -> dict:
+    """Fill a raw importer row into the unified record layout."""
+    record = {key: raw.get(key) for key in RECORD_KEYS}
+    record["id"] = make_id(source, raw["local_id"])
+    record["source"] = source
+    record["tabular"] = raw.get("tabular") or {}
+    record["meta"] = raw.get("meta") or {}
+    if record["split"] is not None and record["split"] not in SPLITS:
+        raise PipelineError(f"source '{source}', row {raw['local_id']}: split {record['split']!r} is not one of {SPLITS}")
+    return record
+
+
+def check_unique_ids(records: list[dict]) -> None:
+    """Fail naming both rows when two records share an id."""
+    seen: dict[str, dict] = {}
+    for record in records:
+        other = seen.get(record["id"])
+        if other is not None:
+            raise PipelineError(
+                f"duplicate id '{record['id']}': rows with images {other['image']} and {record['image']}; "
+                "make ids unique within each source")
+        seen[record["id"]] = record

@@ -1,0 +1,1 @@
+"""Step 3 — shard: label taxonomy, leakage-safe splits, WebDataset shards and the shard reader."""

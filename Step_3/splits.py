@@ -1,0 +1,80 @@
+"""Seeded, stratified train/val/test splits that keep linked images (same bytes, same group) together."""
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+
+from core.errors import PipelineError
+
+SPLITS = ("train", "val", "test")
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def link_groups(rows: list[dict], extra_links: list[tuple[int, int]] = ()) -> list[int]:
+    """Component id per row: rows sharing an image hash, a group value, or an extra link are joined."""
+    uf = _UnionFind(len(rows))
+    first_seen: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        keys = [("sha256", row["sha256"])]
+        if row.get("group") not in (None, ""):
+            keys.append(("group", f"{row['source']}:{row['group']}"))
+        for key in keys:
+            if key in first_seen:
+                uf.union(first_seen[key], i)
+            else:
+                first_seen[key] = i
+    for a, b in extra_links:
+        uf.union(a, b)
+    return [uf.find(i) for i in range(len(rows))]
+
+
+def assign_splits(rows: list[dict], labels: list[int], fractions: dict[str, float], seed: int,
+                  components: list[int]) -> list[str]:
+    """Split name per row. Official splits win; other components are dealt per (label, source) stratum."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, comp in enumerate(components):
+        members[comp].append(i)
+    result: list[str | None] = [None] * len(rows)
+    strata: dict[tuple, list[int]] = defaultdict(list)
+    for comp, idx in sorted(members.items()):
+        official = sorted({rows[i]["split"] for i in idx if rows[i].get("split")})
+        if len(official) > 1:
+            ids = [rows[i]["id"] for i in idx][:4]
+            raise PipelineError(f"rows {ids} share an image or group but their official splits differ ({official}); "
+                                "fix the source split files or drop the duplicates")
+        if official:
+            for i in idx:
+                result[i] = official[0]
+            continue
+        first = idx[0]
+        strata[(labels[first], rows[first]["source"])].append(comp)
+    rng = random.Random(seed)
+    for key in sorted(strata, key=str):
+        comps = strata[key]
+        rng.shuffle(comps)
+        total = sum(len(members[c]) for c in comps)
+        target = {s: fractions[s] * total for s in SPLITS}
+        filled = dict.fromkeys(SPLITS, 0)
+        for comp in comps:
+            # the split furthest below its target share takes the next component
+            split = max(SPLITS, key=lambda s: (target[s] - filled[s]) / max(target[s], 1e-9) if target[s] > 0 else -math.inf)
+            filled[split] += len(members[comp])
+            for i in members[comp]:
+                result[i] = split
+    return result  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Step 4 — experts: text (transformers), vision (timm) and tabular (FT-Transformer) classifiers."""

@@ -1,0 +1,83 @@
+"""Embedding cache: each expert's features and logits for every sample, keyed by sample id.
+
+File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
+labels (N,), text_present / tabular_present (N,) and the ids (sorted) in the metadata.
+Fusion over frozen experts reads these and never runs an encoder again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from core.errors import PipelineError
+from Step_4.training import to_device
+
+PRESENCE = ("text_present", "tabular_present")
+
+
+@torch.no_grad()
+def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
+    """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
+    expert.eval().to(device)
+    ids, feats, logits, labels = [], [], [], []
+    presence = {k: [] for k in PRESENCE}
+    started, count = time.perf_counter(), 0
+    for batch in tqdm(batches, total=total, desc=desc, unit="batch", leave=False):
+        batch = to_device(batch, device)
+        f = expert.forward_features(batch) if "features" not in batch else batch["features"]
+        feats.append(f.float().cpu())
+        logits.append(expert.forward_head(f).float().cpu())
+        labels.append(batch["label"].cpu())
+        for key in PRESENCE:
+            presence[key].append(batch[key].cpu())
+        ids += list(batch["id"])
+        count += len(batch["id"])
+    seconds = time.perf_counter() - started
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    index = torch.tensor(order, dtype=torch.long)
+    data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],
+            "labels": torch.cat(labels)[index], **{k: torch.cat(v)[index].bool() for k, v in presence.items()}}
+    data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
+    return data
+
+
+def save_embeddings(path: Path, data: dict, modality: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
+               "labels": data["labels"].contiguous(), **{k: data[k].to(torch.uint8).contiguous() for k in PRESENCE}}
+    save_file(tensors, str(path), metadata={"ids": json.dumps(data["ids"]), "modality": modality})
+
+
+def load_embeddings(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path} not found; run the expert stages first (dvc repro)")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    data = load_file(str(path))
+    for key in PRESENCE:
+        data[key] = data[key].bool()
+    data["ids"] = json.loads(meta["ids"])
+    return data
+
+
+def tensor_batches(tensors: dict[str, torch.Tensor], batch_size: int, *, shuffle: bool, seed: int = 0,
+                   epoch: int = 0) -> Iterator[dict]:
+    """Mini-batches over aligned tensors (first dim N); seeded per-epoch shuffling."""
+    n = len(next(iter(tensors.values())))
+    if shuffle:
+        gen = torch.Generator().manual_seed(seed * 1000003 + epoch)
+        order = torch.randperm(n, generator=gen)
+    else:
+        order = torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield {k: v[idx] for k, v in tensors.items()}

@@ -1,0 +1,153 @@
+"""Fusion heads over expert embeddings. Every head takes a batch with one (B, D_m) tensor per
+modality plus 'mask' (B, M) — True where the modality is present — and returns logits (B, C).
+A missing modality's values never reach the output: they are zeroed or masked out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+MODALITIES = ("text", "vision", "tabular")
+
+
+@dataclass
+class FusionDims:
+    """Input sizes per modality (in MODALITIES order) and number of classes."""
+
+    inputs: dict[str, int]
+    n_classes: int
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m in MODALITIES if m in self.inputs]
+
+
+class ModalityNorm(nn.Module):
+    """Per-modality LayerNorm, then zero for absent modalities. Returns a list of (B, D_m)."""
+
+    def __init__(self, dims: FusionDims):
+        super().__init__()
+        self.modalities = dims.modalities
+        self.norms = nn.ModuleDict({m: nn.LayerNorm(dims.inputs[m]) for m in self.modalities})
+
+    def forward(self, batch: dict) -> list[torch.Tensor]:
+        mask = batch["mask"]
+        return [self.norms[m](batch[m]) * mask[:, i:i + 1].to(batch[m].dtype) for i, m in enumerate(self.modalities)]
+
+
+class ConcatFusion(nn.Module):
+    """Concatenated (normalised) embeddings + presence flags → Linear → GELU → Dropout → Linear."""
+
+    def __init__(self, *, dims: FusionDims, hidden: int = 256, dropout: float = 0.3):
+        super().__init__()
+        self.norm = ModalityNorm(dims)
+        width = sum(dims.inputs.values()) + len(dims.modalities)
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dims.n_classes))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        parts = self.norm(batch) + [batch["mask"].float()]
+        return self.head(torch.cat(parts, dim=-1))  # (B, C)
+
+
+class GatedFusion(nn.Module):
+    """Mixture of experts: project each embedding to d, a router gives softmax weights over present
+    experts (with temperature), the weighted sum goes to the classifier.
+
+    An optional regulariser (balance_weight) pulls the batch-mean gate toward uniform, so no
+    expert is ignored; the last forward's gate weights are kept in `self.last_gates` (B, M).
+    """
+
+    def __init__(self, *, dims: FusionDims, d_fusion: int = 128, router_hidden: int = 64, temperature: float = 1.0,
+                 dropout: float = 0.2, balance_weight: float = 0.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"{temperature=} must be > 0")
+        self.modalities = dims.modalities
+        self.temperature, self.balance_weight = temperature, balance_weight
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.LayerNorm(dims.inputs[m]), nn.Linear(dims.inputs[m], d_fusion),
+                                                    nn.GELU()) for m in self.modalities})
+        m = len(self.modalities)
+        self.router = nn.Sequential(nn.Linear(m * d_fusion + m, router_hidden), nn.GELU(), nn.Linear(router_hidden, m))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_fusion, d_fusion), nn.GELU(),
+                                        nn.Dropout(dropout), nn.Linear(d_fusion, dims.n_classes))
+        self.last_gates: torch.Tensor | None = None
+
+    def gates(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gate weights (B, M), projections (B, M, d)); weights are 0 for absent modalities."""
+        mask = batch["mask"]
+        proj = torch.stack([self.proj[m](batch[m]) for m in self.modalities], dim=1)  # (B, M, d)
+        proj = proj * mask.unsqueeze(-1).to(proj.dtype)
+        scores = self.router(torch.cat([proj.flatten(1), mask.float()], dim=-1)) / self.temperature  # (B, M)
+        # rows with no modality at all keep unmasked scores over zeroed projections (output = bias only)
+        scores = scores.masked_fill(~mask & mask.any(1, keepdim=True), float("-inf"))
+        return torch.softmax(scores, dim=-1), proj
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        weights, proj = self.gates(batch)
+        self.last_gates = weights
+        fused = (weights.unsqueeze(-1) * proj).sum(1)  # (B, d)
+        return self.classifier(fused)
+
+    def auxiliary_loss(self) -> torch.Tensor | float:
+        """KL(mean gate ‖ uniform) × balance_weight, from the last forward."""
+        if self.balance_weight <= 0 or self.last_gates is None:
+            return 0.0
+        mean = self.last_gates.mean(0).clamp(min=1e-8)  # (M,)
+        return self.balance_weight * (mean * (mean * len(mean)).log()).sum()
+
+
+class TransformerFusion(nn.Module):
+    """One token per modality (+ learned modality-type embedding, optional CLS), a small
+    TransformerEncoder with key-padding masks for absent modalities, masked mean-pool (or CLS) → head."""
+
+    def __init__(self, *, dims: FusionDims, d_model: int = 128, n_heads: int = 4, n_layers: int = 2,
+                 dropout: float = 0.1, use_cls: bool = False):
+        super().__init__()
+        self.modalities = dims.modalities
+        self.use_cls = use_cls
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.LayerNorm(dims.inputs[m]), nn.Linear(dims.inputs[m], d_model))
+                                   for m in self.modalities})
+        self.type_embedding = nn.Parameter(torch.zeros(len(self.modalities), d_model))
+        nn.init.normal_(self.type_embedding, std=0.02)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if use_cls else None
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward=2 * d_model, dropout=dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_model, dims.n_classes))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        present = batch["mask"]  # (B, M)
+        tokens = torch.stack([self.proj[m](batch[m]) for m in self.modalities], dim=1)  # (B, M, d)
+        tokens = tokens * present.unsqueeze(-1).to(tokens.dtype) + self.type_embedding
+        pad = ~present & present.any(1, keepdim=True)  # a row with nothing present attends to its zeroed tokens
+        if self.cls is not None:
+            tokens = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)  # (B, 1+M, d)
+            pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
+        hidden = self.norm(self.encoder(tokens, src_key_padding_mask=pad))  # (B, T, d)
+        if self.cls is not None:
+            pooled = hidden[:, 0]
+        else:
+            keep = present.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+
+class LateFusion(nn.Module):
+    """Average of the experts' class probabilities over present modalities (no trainable weights).
+    Reads each expert's cached logits: batch['<m>_logits'] (B, C)."""
+
+    def __init__(self, *, dims: FusionDims):
+        super().__init__()
+        self.modalities = dims.modalities
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        mask = batch["mask"].float()  # (B, M)
+        probs = torch.stack([torch.softmax(batch[f"{m}_logits"], -1) for m in self.modalities], 1)  # (B, M, C)
+        avg = (probs * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        return avg.clamp(min=1e-8).log()  # log-probabilities act as logits
+
+
+METHODS = {"concat": ConcatFusion, "gated": GatedFusion, "transformer": TransformerFusion, "late": LateFusion}

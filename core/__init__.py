@@ -1,0 +1,1 @@
+"""Shared foundation for every step: params, atomic files, errors, seeding."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny synthetic dataset taken through prepare → OCR → shards once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from core.params import build  # noqa: E402
+from Step_1.config import PrepareConfig  # noqa: E402
+
+
+def tiny_prepare_config(count: int = 40, seed: int = 13) -> PrepareConfig:
+    return build(PrepareConfig, {"workers": 2, "sources": [{
+        "name": "synthetic", "kind": "synthetic", "label_map": {"hateful": "abuse_hate", "benign": "benign"},
+        "options": {"count": count, "seed": seed}}]}, where="prepare")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> dict:
+    """Run Steps 1–3 on 40 memes; returns the paths of every output."""
+    from Step_1.prepare import prepare
+    from Step_2.cache import OcrCache
+    from Step_2.ocr import OcrConfig, build_manifest, run_ocr
+    from Step_3.shard import ShardConfig, build_samples, write_shards
+    from Step_3.splits import assign_splits, link_groups
+    from Step_3.taxonomy import TaxonomyConfig, build_taxonomy
+    from core.files import read_jsonl, write_jsonl
+
+    root = tmp_path_factory.mktemp("tiny")
+    cfg = tiny_prepare_config()
+    prepare(cfg, root / "prepared")
+    records = read_jsonl(root / "prepared" / "records.jsonl")
+    manifest, rejected = build_manifest(records, 40_000_000)
+    ocr_rows, _ = run_ocr(manifest, OcrConfig(), OcrCache(root / "cache" / "entries.jsonl"))
+    write_jsonl(root / "manifest.jsonl", manifest)
+    write_jsonl(root / "ocr.jsonl", ocr_rows)
+    taxonomy = build_taxonomy(TaxonomyConfig(classes=["benign", "abuse_hate"], positive="abuse_hate"),
+                              [{"name": "synthetic", "label_map": {"hateful": "abuse_hate", "benign": "benign"}}])
+    shard_cfg = ShardConfig(maxcount=8)
+    rows, labels = build_samples(manifest, ocr_rows, taxonomy, shard_cfg)
+    splits = assign_splits(rows, labels, shard_cfg.fractions, shard_cfg.seed, link_groups(rows))
+    return {"root": root, "records": records, "manifest": manifest, "ocr": ocr_rows, "rows": rows, "labels": labels,
+            "splits": splits, "taxonomy": taxonomy, "shard_cfg": shard_cfg}
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

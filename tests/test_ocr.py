@@ -1,0 +1,67 @@
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+from Step_1.synthetic.render import draw_caption
+from Step_1.synthetic.scenes import make_background
+from Step_2.cache import OcrCache
+from Step_2.engine import OcrSettings, char_error_rate, isolate_outlined_text, read_text
+from Step_2.ocr import OcrConfig, build_manifest, run_ocr
+
+
+def test_tesseract_reads_a_rendered_caption_over_a_photo():
+    rng = np.random.default_rng(5)
+    image = draw_caption(make_background("person", 320, rng), "WHEN THE WIFI", "FINALLY WORKS", rng)
+    text, conf = read_text(image, OcrSettings())
+    assert char_error_rate(text, "WHEN THE WIFI FINALLY WORKS") < 0.1, text
+    assert conf > 50
+
+
+def test_outlined_text_mask_drops_plain_white_regions():
+    image = np.full((120, 120, 3), 255, np.uint8)  # a white wall, no outline
+    assert not isolate_outlined_text(image, OcrSettings()).any()
+
+
+def test_character_error_rate():
+    assert char_error_rate("HELLO  world", "hello world") == 0
+    assert char_error_rate("HELO", "HELLO") == 0.2
+
+
+def test_pipeline_ocr_quality_and_cache(tiny_pipeline, tmp_path):
+    ocr = tiny_pipeline["ocr"]
+    manifest = tiny_pipeline["manifest"]
+    chars = sum(len(m["gold_text"]) for m in manifest)
+    cer = sum(char_error_rate(o["text"], m["gold_text"]) * len(m["gold_text"]) for o, m in zip(ocr, manifest)) / chars
+    assert cer < 0.08
+    # A second run over the same images reads nothing new: everything comes from the cache.
+    cache_file = tiny_pipeline["root"] / "cache" / "entries.jsonl"
+    rows, timing = run_ocr(manifest, OcrConfig(), OcrCache(cache_file))
+    assert timing["ocr_new_images"] == 0 and rows == ocr
+
+
+def test_cache_ignores_a_torn_last_line(tmp_path):
+    path = tmp_path / "entries.jsonl"
+    cache = OcrCache(path)
+    cache.add_many([{"key": "a:1", "text": "HI", "confidence": 90.0, "engine": "t"}])
+    with open(path, "a") as fh:
+        fh.write('{"key": "b:1", "te')  # crash mid-write
+    reloaded = OcrCache(path)
+    assert reloaded.get("a:1")["text"] == "HI" and reloaded.get("b:1") is None
+
+
+def test_manifest_rejects_unusable_images_with_reasons(tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), "red").save(good)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    records = [{"id": f"s-{i}", "image": str(p), "source": "s", "label": None, "text": None, "split": None,
+                "group": None, "tabular": {}, "meta": {}} for i, p in enumerate([good, empty, text])]
+    manifest, rejected = build_manifest(records, 40_000_000)
+    assert [m["id"] for m in manifest] == ["s-0"]
+    reasons = {r["image"]: r["reason"] for r in rejected}
+    assert "empty" in reasons[str(empty)] and "not an image" in reasons[str(text)]
+    json.dumps(rejected)

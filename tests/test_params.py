@@ -1,0 +1,60 @@
+from dataclasses import dataclass
+
+import pytest
+
+from core.errors import PipelineError
+from core.params import build, check, section
+from Step_3.shard import ShardConfig
+from Step_4.training import TrainConfig
+
+
+@dataclass
+class Inner:
+    rate: float = 0.5
+
+    def __post_init__(self):
+        check(self.rate > 0, "rate must be > 0")
+
+
+@dataclass
+class Outer:
+    name: str
+    inner: Inner
+
+
+def test_misspelled_key_is_named_with_a_suggestion():
+    with pytest.raises(PipelineError, match=r"unknown key 'rat' \(did you mean 'rate'\?\)"):
+        build(Outer, {"name": "x", "inner": {"rat": 1.0}}, where="sec")
+
+
+def test_missing_required_key_and_wrong_type():
+    with pytest.raises(PipelineError, match="required key 'name'"):
+        build(Outer, {"inner": {}}, where="sec")
+    with pytest.raises(PipelineError, match="sec.inner.rate': expected a number"):
+        build(Outer, {"name": "x", "inner": {"rate": "fast"}}, where="sec")
+
+
+def test_impossible_values_fail_before_work():
+    with pytest.raises(PipelineError, match="rate must be > 0"):
+        build(Outer, {"name": "x", "inner": {"rate": -1}}, where="sec")
+    with pytest.raises(PipelineError, match="epochs must be >= 1"):
+        build(TrainConfig, {"epochs": -3}, where="train")
+    with pytest.raises(PipelineError, match="fractions must sum to 1"):
+        build(ShardConfig, {"fractions": {"train": 0.7, "val": 0.2, "test": 0.2}}, where="shard")
+
+
+def test_repository_params_load(repo_root):
+    """Every section of the committed params.yaml builds into its dataclass."""
+    from Step_1.config import PrepareConfig
+    from Step_2.ocr import OcrConfig
+    from Step_3.taxonomy import TaxonomyConfig
+    from Step_4.config import (TabularExpertConfig, TabularModelConfig, TabularPretrainConfig, TextExpertConfig,
+                               VisionExpertConfig)
+    from Step_5.config import FusionConfig
+
+    params = repo_root / "params.yaml"
+    for cls, name in [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"),
+                      (ShardConfig, "shard"), (TextExpertConfig, "text_expert"), (VisionExpertConfig, "vision_expert"),
+                      (TabularModelConfig, "tabular_model"), (TabularPretrainConfig, "tabular_pretrain"),
+                      (TabularExpertConfig, "tabular_expert"), (FusionConfig, "fusion")]:
+        section(cls, name, params)

@@ -1,0 +1,73 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from core.errors import PipelineError
+from Step_3.reader import iter_samples, make_loader
+from Step_3.shard import write_shards
+from Step_3.splits import SPLITS, assign_splits, link_groups
+from Step_3.taxonomy import map_label
+
+
+def _digest(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.tar"))}
+
+
+def test_shards_round_trip_and_are_byte_identical(tiny_pipeline, tmp_path):
+    t = tiny_pipeline
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        write_shards(t["rows"], t["labels"], t["splits"], out, t["shard_cfg"], 40_000_000)
+    assert _digest(first) == _digest(second) and _digest(first)
+    by_id = {r["id"]: (r, label) for r, label in zip(t["rows"], t["labels"])}
+    seen = []
+    for split in SPLITS:
+        for sample in iter_samples(first, split):
+            row, label = by_id[sample["id"]]
+            assert sample["text"] == row["text"] and sample["meta"]["label"] == label
+            assert sample["meta"]["tabular"] == row["tabular"] and sample["image"].size == (320, 320)
+            seen.append(sample["id"])
+    assert sorted(seen) == sorted(by_id)
+
+
+def test_loader_shuffles_reproducibly(tiny_pipeline, tmp_path):
+    t = tiny_pipeline
+    write_shards(t["rows"], t["labels"], t["splits"], tmp_path, t["shard_cfg"], 40_000_000)
+
+    def order(seed, epoch):
+        loader = make_loader(tmp_path, "train", transform=lambda s: s["id"], collate=list, batch_size=4, shuffle=True,
+                             seed=seed, epoch=epoch, decode_images=False)
+        return [i for batch in loader for i in batch]
+
+    assert order(1, 0) == order(1, 0)
+    assert order(1, 0) != order(1, 1) and sorted(order(1, 0)) == sorted(order(1, 1))
+
+
+def test_identical_images_never_straddle_splits():
+    rows = [{"id": f"s-{i}", "sha256": f"h{i % 10}", "source": "s", "split": None, "group": None} for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    splits = assign_splits(rows, labels, {"train": 0.6, "val": 0.2, "test": 0.2}, 0, link_groups(rows))
+    for h in {r["sha256"] for r in rows}:
+        assert len({s for r, s in zip(rows, splits) if r["sha256"] == h}) == 1
+    assert set(splits) == set(SPLITS)
+
+
+def test_split_is_stratified_and_official_split_kept():
+    rows = [{"id": f"s-{i}", "sha256": f"h{i}", "source": "s", "split": None, "group": None} for i in range(200)]
+    rows[0]["split"] = "test"
+    labels = [int(i < 60) for i in range(200)]
+    splits = assign_splits(rows, labels, {"train": 0.7, "val": 0.1, "test": 0.2}, 3, link_groups(rows))
+    assert splits[0] == "test"
+    for label, total in ((1, 60), (0, 140)):
+        n_test = sum(1 for s, y in zip(splits, labels) if s == "test" and y == label)
+        assert abs(n_test - 0.2 * total) <= 2
+    assert splits == assign_splits(rows, labels, {"train": 0.7, "val": 0.1, "test": 0.2}, 3, link_groups(rows))
+
+
+def test_taxonomy_maps_and_names_allowed_values(tiny_pipeline):
+    tax = tiny_pipeline["taxonomy"]
+    assert map_label(tax, "synthetic", "hateful", "row") == 1
+    assert map_label(tax, "synthetic", None, "row") == -1
+    with pytest.raises(PipelineError, match=r"allowed values: \['benign', 'hateful'\]"):
+        map_label(tax, "synthetic", "spam", "row 7")

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from core.errors import PipelineError
+from Step_4.expert import Expert, load_expert, save_expert
+from Step_4.text_encoder import TextEncoder, resolve_text_model
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return TextEncoder(model="bundled:all-minilm-l6-v2", pooling="mean", max_length=32).eval()
+
+
+def test_bundled_minilm_is_really_pretrained(minilm):
+    with torch.no_grad():
+        emb = minilm(**minilm.tokenize(["cat", "kitten", "stocks"]))
+    emb = torch.nn.functional.normalize(emb, dim=-1)
+    assert emb.shape == (3, 384)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+
+
+def test_local_folder_and_missing_model(minilm, tmp_path):
+    assert resolve_text_model("bundled:all-minilm-l6-v2").endswith("model")
+    folder = resolve_text_model("bundled:all-minilm-l6-v2")
+    local = TextEncoder(model=folder, pooling="cls", max_length=16)
+    assert local.out_dim == 384
+    with pytest.raises(PipelineError, match="cannot load"):
+        TextEncoder(model=str(tmp_path / "nothing-here"))
+    with pytest.raises(PipelineError, match="no bundled model"):
+        TextEncoder(model="bundled:nope")
+
+
+def test_freeze_top_layers(minilm):
+    minilm.freeze(2)
+    trainable = {n.split(".")[2] for n, p in minilm.backbone.named_parameters() if p.requires_grad and "layer." in n}
+    assert trainable == {"4", "5"}
+    minilm.freeze(0)
+    assert not any(p.requires_grad for p in minilm.parameters())
+
+
+def test_text_expert_saves_and_reloads_offline(minilm, tmp_path):
+    torch.manual_seed(0)
+    expert = Expert(modality="text", encoder=minilm, n_classes=2, head_hidden=16, dropout=0.1).eval()
+    batch = minilm.tokenize(["LOOK AT THEM", ""])
+    save_expert(expert, tmp_path / "text", classes=["benign", "abuse_hate"], extra={})
+    loaded, _ = load_expert(tmp_path / "text")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch), expert(batch))

@@ -1,0 +1,1 @@
+"""Developer tools: the smoke run of the whole DAG."""

@@ -1,0 +1,86 @@
+"""Run the whole DAG end to end on a tiny profile in a scratch copy of the repository.
+
+Copies the code, dvc.yaml and params.yaml (with profiles/smoke.yaml merged over it) into
+--dir, runs `dvc repro` there, checks that every declared output exists, then runs
+`dvc repro` again and checks that nothing reran.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ("core", "Step_1", "Step_2", "Step_3", "Step_4", "Step_5", "dvc.yaml", ".dvcignore")
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """Mappings merge key by key; anything else in the overlay replaces the base value."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def make_scratch(target: Path, profile: Path) -> None:
+    """Fresh scratch repo at `target` (code copied, profile merged into params.yaml, DVC without git)."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, target / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    merged = deep_merge(params, yaml.safe_load(profile.read_text()) or {})
+    (target / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    (target / ".dvc").mkdir()
+    (target / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n    check_update = false\n")
+
+
+def dvc(target: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=target, env=env, text=True, capture_output=True)
+
+
+def run_smoke(target: Path, profile: Path = ROOT / "profiles" / "smoke.yaml", verbose: bool = True) -> dict:
+    """Build the DAG in `target`; returns {'seconds', 'second_run_output'}. Raises RuntimeError on failure."""
+    make_scratch(target, profile)
+    started = time.perf_counter()
+    first = dvc(target, "repro")
+    if verbose:
+        print(first.stdout[-4000:])
+    if first.returncode != 0:
+        raise RuntimeError(f"dvc repro failed in {target}:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}")
+    seconds = time.perf_counter() - started
+    second = dvc(target, "repro")
+    if second.returncode != 0:
+        raise RuntimeError(f"second dvc repro failed:\n{second.stderr[-3000:]}")
+    return {"seconds": round(seconds, 1), "second_run_output": second.stdout}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.smoke", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", default=".smoke", help="scratch folder (replaced)")
+    parser.add_argument("--profile", default=str(ROOT / "profiles" / "smoke.yaml"), help="params overlay")
+    args = parser.parse_args()
+    try:
+        result = run_smoke(Path(args.dir).resolve(), Path(args.profile))
+    except RuntimeError as err:
+        print(f"smoke run failed: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(f"smoke: whole DAG in {result['seconds']} s; second `dvc repro`:\n{result['second_run_output'].strip()}")
+
+
+if __name__ == "__main__":
+    main()
