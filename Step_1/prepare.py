@@ -1,7 +1,9 @@
 """Stage `prepare`: import every source in params.yaml into data/prepared/.
 
 Outputs (in --out): <source>/images/… for generated sources, records.jsonl (one unified
-record per meme) and schema.json (numeric and categorical tabular fields over all sources).
+record per meme), schema.json (numeric and categorical tabular fields over all sources) and
+rejected.jsonl (index rows that could not be used, with the reason; Step 2 adds them to
+data/rejected.jsonl and counts them against ocr.max_reject_fraction).
 """
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ def prepare(cfg: PrepareConfig, out: Path) -> dict:
     clean_stale_temps(out.parent, out.name)
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        records, schemas, per_source = [], [], {}
+        records, schemas, per_source, rejected = [], [], {}, []
         for source in cfg.sources:
-            raw_rows, schema = IMPORTERS[source.kind](source, tmp, cfg.workers)
+            raw_rows, schema, source_rejected = IMPORTERS[source.kind](source, tmp, cfg.workers)
+            rejected += source_rejected
             unified = [unify(source.name, row) for row in raw_rows]
             # Images generated into the temp dir must point at their final place.
             for record in unified:
@@ -49,7 +52,9 @@ def prepare(cfg: PrepareConfig, out: Path) -> dict:
         check_unique_ids(records)
         write_jsonl(tmp / "records.jsonl", records)
         write_json(tmp / "schema.json", merge_schemas(schemas))
-    return {"records": len(records), "per_source": per_source, "seconds": round(time.perf_counter() - started, 1)}
+        write_jsonl(tmp / "rejected.jsonl", rejected)
+    return {"records": len(records), "per_source": per_source, "rejected": len(rejected),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def main() -> None:
@@ -60,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = section(PrepareConfig, "prepare", args.params)
     summary = prepare(cfg, Path(args.out))
-    print(f"prepared {summary['records']} records {summary['per_source']} in {summary['seconds']} s")
+    print(f"prepared {summary['records']} records {summary['per_source']}, {summary['rejected']} index rows rejected "
+          f"(see {args.out}/rejected.jsonl), in {summary['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ from tqdm import tqdm
 
 from core.params import build
 from Step_1.config import SourceConfig
+from Step_1.importers import import_csv, import_hateful_memes, import_jsonl
 from Step_1.synthetic.generate import CATEGORICAL_FIELDS, NUMERIC_FIELDS, SyntheticOptions, make_meme
 
-Importer = Callable[[SourceConfig, Path, int], tuple[list[dict], dict]]
+# (source, out_dir, workers) -> (rows, schema, rejected rows); see import_synthetic and Step_1.importers.
+Importer = Callable[[SourceConfig, Path, int], tuple[list[dict], dict, list[dict]]]
 
 
 def _synthetic_worker(args: tuple[int, SyntheticOptions]) -> tuple[int, dict, bytes]:
@@ -20,8 +22,8 @@ def _synthetic_worker(args: tuple[int, SyntheticOptions]) -> tuple[int, dict, by
     return index, record, jpeg
 
 
-def import_synthetic(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict]:
-    """Render the built-in synthetic memes into out_dir/<source>/images/ and return their records."""
+def import_synthetic(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+    """Render the built-in synthetic memes into out_dir/<source>/images/; returns (records, schema, [])."""
     opts = build(SyntheticOptions, source.options, where=f"prepare.sources[{source.name}].options")
     image_dir = out_dir / source.name / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,8 @@ def import_synthetic(source: SourceConfig, out_dir: Path, workers: int) -> tuple
             path.write_bytes(jpeg)
             records.append({"local_id": local_id, "image": str(path), "split": None, "group": None, **record})
     schema = {"numeric": list(NUMERIC_FIELDS), "categorical": list(CATEGORICAL_FIELDS)}
-    return records, schema
+    return records, schema, []
 
 
-IMPORTERS: dict[str, Importer] = {"synthetic": import_synthetic}
+IMPORTERS: dict[str, Importer] = {"synthetic": import_synthetic, "hateful_memes": import_hateful_memes,
+                                  "jsonl": import_jsonl, "csv": import_csv}

@@ -27,7 +27,7 @@ class OcrSettings:
     min_component: int = 20  # smaller white specks are noise, not glyphs
     upscale: float = 1.0
     lang: str = "eng"
-    psm: int = 4
+    psm: int = 6
 
     def key(self, engine_version: str) -> str:
         """Hash of every setting plus the engine version, used with the image hash as cache key."""

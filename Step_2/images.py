@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise BadImage(f"over the pixel limit ({err})") from None
+        # Pillow's own message names 2 x max_pixels for the error case; name the configured limit.
+        size = re.search(r"\((\d+) pixels\)", str(err))
+        raise BadImage(f"{size.group(1) if size else 'more'} pixels exceeds the pixel limit of {max_pixels}") from None
     except UnidentifiedImageError:
         raise BadImage("not an image file (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as err:

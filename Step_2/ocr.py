@@ -1,8 +1,9 @@
 """Stage `ocr`: image manifest and OCR text for every prepared record.
 
-Reads data/prepared/records.jsonl; writes the manifest (id, image, sha256, size, mode,
-source, label, gold text, tabular, split), the OCR results (id, text, confidence, engine),
-the rejected images with reasons, and OCR metrics (CER against gold captions, images/s).
+Reads data/prepared/records.jsonl; writes the manifest (id, image, sha256, perceptual hash,
+size, mode, source, label, gold text, tabular, split), the OCR results (id, text, confidence,
+engine), the rejected images and index rows with reasons (data/prepared/rejected.jsonl is
+merged in), and OCR metrics (CER against gold captions, images/s).
 OCR runs over `ocr.workers` processes and is cached by image hash + settings, so a rerun
 after adding images reads only the new ones.
 """
@@ -23,6 +24,7 @@ from core.params import check, section
 from Step_2.cache import OcrCache
 from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_text
 from Step_2.images import BadImage, read_image
+from Step_2.phash import phash
 
 
 @dataclass
@@ -49,12 +51,13 @@ def build_manifest(records: list[dict], max_pixels: int) -> tuple[list[dict], li
     manifest, rejected = [], []
     for record in tqdm(records, desc="manifest", unit="img"):
         try:
-            _, _, info = read_image(record["image"], max_pixels)
+            _, rgb, info = read_image(record["image"], max_pixels)
         except BadImage as err:
             rejected.append({"id": record["id"], "image": record["image"], "source": record["source"], "reason": str(err)})
             continue
         manifest.append({
             "id": record["id"], "image": record["image"], "source": record["source"], "sha256": info.sha256,
+            "phash": phash(rgb),
             "width": info.width, "height": info.height, "mode": info.mode, "format": info.format,
             "needs_conversion": info.needs_conversion, "label": record["label"], "gold_text": record["text"],
             "split": record["split"], "group": record["group"], "tabular": record["tabular"], "meta": record["meta"],
@@ -130,10 +133,13 @@ def main() -> None:
         raise PipelineError(f"{args.records} not found; run the prepare stage first (dvc repro prepare)")
     records = read_jsonl(args.records)
     manifest, rejected = build_manifest(records, cfg.max_pixels)
-    fraction = len(rejected) / max(1, len(records))
+    index_file = Path(args.records).with_name("rejected.jsonl")
+    index_rejected = read_jsonl(index_file) if index_file.is_file() else []
+    rejected = index_rejected + rejected
+    fraction = len(rejected) / max(1, len(records) + len(index_rejected))
     if fraction > cfg.max_reject_fraction:
         first = "; ".join(f"{r['image']}: {r['reason']}" for r in rejected[:5])
-        raise PipelineError(f"{len(rejected)} of {len(records)} images are unusable ({fraction:.1%} > "
+        raise PipelineError(f"{len(rejected)} of {len(records) + len(index_rejected)} memes are unusable ({fraction:.1%} > "
                             f"ocr.max_reject_fraction={cfg.max_reject_fraction}); first: {first}")
     ocr_rows, timing = run_ocr(manifest, cfg, OcrCache(args.cache))
     metrics = {**ocr_metrics(manifest, ocr_rows), **timing, "images": len(manifest), "rejected": len(rejected)}

@@ -25,6 +25,7 @@ from core.errors import PipelineError, run_cli
 from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, read_jsonl, write_json
 from core.params import check, load_params, section
 from Step_2.images import read_image
+from Step_2.phash import near_duplicate_pairs
 from Step_3.splits import SPLITS, assign_splits, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
 from Step_3.taxonomy import UNLABELLED, TaxonomyConfig, build_taxonomy, map_label
@@ -36,6 +37,7 @@ class ShardConfig:
     fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.12, "test": 0.18})
     text_source: Literal["ocr", "gold"] = "ocr"
     maxcount: int = 500
+    near_duplicate_distance: int = 4  # pHash bits; images this close share a split (-1: exact bytes only)
 
     def __post_init__(self) -> None:
         check(set(self.fractions) == set(SPLITS), f"fractions need exactly the keys {list(SPLITS)}")
@@ -43,6 +45,7 @@ class ShardConfig:
         check(math.isclose(sum(self.fractions.values()), 1.0, abs_tol=1e-6),
               f"fractions must sum to 1, got {sum(self.fractions.values()):.4f}")
         check(self.maxcount >= 1, f"maxcount must be >= 1, got {self.maxcount}")
+        check(-1 <= self.near_duplicate_distance <= 32, "near_duplicate_distance must be in [-1, 32]")
 
 
 IMAGE_EXT = {"JPEG": "jpg", "PNG": "png"}
@@ -118,7 +121,8 @@ def main() -> None:
 
     taxonomy = build_taxonomy(tax_cfg, params["prepare"]["sources"])
     rows, labels = build_samples(read_jsonl(args.manifest), read_jsonl(args.ocr), taxonomy, cfg)
-    splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows))
+    near = near_duplicate_pairs([r["phash"] for r in rows], cfg.near_duplicate_distance)
+    splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows, near))
     fields = read_json(args.schema)
     train_rows = [r for r, s in zip(rows, splits) if s == "train"]
     schema = fit_schema(fields["numeric"], fields["categorical"], train_rows)
@@ -141,6 +145,7 @@ def main() -> None:
         write_json(tmp / "meta.json", meta)
     write_json(args.taxonomy_out, taxonomy)
     write_json(args.splits_out, {"seed": cfg.seed, "fractions": cfg.fractions, "counts": meta["counts"],
+                                 "near_duplicate_pairs": len(near),
                                  "ids": {s: sorted(r["id"] for r, sp in zip(rows, splits) if sp == s) for s in SPLITS}})
     print(f"shard: {meta['sizes']} samples in {shard_counts} shards; classes {taxonomy['classes']}")
 

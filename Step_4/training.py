@@ -122,12 +122,12 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
     weights = class_weights(class_counts).to(device) if cfg.loss in ("weighted_ce", "focal") else None
     best_state, best_score, best_epoch, stale = None, -math.inf, -1, 0
     history, seen, train_time = [], 0, 0.0
-    for epoch in range(cfg.epochs):
+    epochs = tqdm(range(cfg.epochs), desc=desc, unit="epoch")
+    for epoch in epochs:
         model.train()
         started, losses = time.perf_counter(), []
-        bar = tqdm(train_batches(epoch), total=steps_per_epoch, desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", leave=False)
-        for batch in bar:
+        for batch in tqdm(train_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch",
+                          leave=False, mininterval=2.0, disable=steps_per_epoch < 100):
             batch = to_device(batch, device)
             loss = loss_fn(model(batch), batch["label"], cfg, weights)
             if hasattr(model, "auxiliary_loss"):  # e.g. the gated router's load-balancing term
@@ -140,7 +140,6 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
             scheduler.step()
             losses.append(loss.item())
             seen += len(batch["label"])
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
         train_time += time.perf_counter() - started
         labels, probs, _ = predict(model, val_batches(), device)
         val = classification_metrics(labels, probs, positive)
@@ -149,6 +148,7 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
         row = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items() if k != "n"}}
         history.append(row)
+        epochs.set_postfix(loss=row["train_loss"], **{f"val_{cfg.early_stop_metric}": score})
         if live is not None:
             for key, value in row.items():
                 if key != "epoch":

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from core.params import check
 from Step_4.training import TrainConfig
+from Step_5.finetune import FinetuneConfig
 from Step_5.models import MODALITIES
 
 
@@ -53,6 +54,7 @@ class FusionConfig:
     gated: GatedConfig = field(default_factory=GatedConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     late: LateConfig = field(default_factory=LateConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # end to end from shards (GPU)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modalities if m not in MODALITIES]

@@ -96,20 +96,31 @@ def run(method: str, args) -> None:
         throughput = {"train_samples_per_s": result.samples_per_s}
     model.eval()
     splits = {s: probs_of(model, data[s], device) for s in ("val", "test")}
+    removal_probs = {m: probs_of(model, data["test"], device, drop=m, modalities=cfg.modalities) for m in cfg.modalities}
+    tuned_experts = None
+    if cfg.finetune.enabled and summary["epochs_run"]:
+        from Step_4.expert import load_expert
+        from Step_5.finetune import EndToEndFusion, finetune
+
+        experts = {m: load_expert(Path(args.experts) / f"{m}_expert", device)[0] for m in cfg.modalities}
+        e2e = EndToEndFusion(experts=experts, head=model, modalities=cfg.modalities)
+        result, splits, removal_probs = finetune(e2e, cfg.finetune, cfg.train, shard_dir=Path(args.shards), meta=meta,
+                                                 modality_dropout=cfg.modality_dropout, device=device, live=live)
+        summary["finetune"] = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                               "best_val_score": round(result.best_score, 4)}
+        throughput["finetune_samples_per_s"] = result.samples_per_s
+        tuned_experts = experts
     if not summary["epochs_run"]:  # nothing trained (late fusion): log the validation scores once
         for key, value in classification_metrics(*splits["val"], positive).items():
             if key != "n":
                 live.log_metric(f"val/{key}", value)
         live.next_step()
     live.end()
-    removal = {}
-    for m in cfg.modalities:
-        labels, probs = probs_of(model, data["test"], device, drop=m, modalities=cfg.modalities)
-        removal[f"without_{m}"] = classification_metrics(labels, probs, positive)
+    removal = {f"without_{m}": classification_metrics(*removal_probs[m], positive) for m in cfg.modalities}
     extra = {"method": method, "params": method_params, "training": summary, "throughput": throughput,
              "modality_removal_test": removal}
     plots_dir = Path(args.metrics_dir) / "plots" / f"fusion_{method}"
-    if method == "gated":
+    if method == "gated" and tuned_experts is None:
         extra["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities) for s in ("val", "test")}
         write_json(plots_dir / "gates.json",
                    [{"class_modality": f"{c} · {m}", "mean_gate": w}
@@ -117,22 +128,32 @@ def run(method: str, args) -> None:
     report = write_report(f"fusion_{method}", splits, classes=classes, positive=positive,
                           metrics_dir=Path(args.metrics_dir), extra=extra)
     save_fusion(model.cpu(), Path(args.model), method=method, method_params=method_params, dims=dims, classes=classes,
-                positive=positive, modalities=cfg.modalities, args=args)
+                positive=positive, modalities=cfg.modalities, args=args, tuned_experts=tuned_experts, meta=meta)
     print(f"fusion_{method}: val macro_f1 {report['val']['macro_f1']} auroc {report['val']['auroc']} | "
           f"test macro_f1 {report['test']['macro_f1']} auroc {report['test']['auroc']}")
 
 
-def save_fusion(model, folder: Path, *, method, method_params, dims, classes, positive, modalities, args) -> None:
-    """model.safetensors + fusion.json: method, sizes, classes, the experts used and the OCR settings."""
+def save_fusion(model, folder: Path, *, method, method_params, dims, classes, positive, modalities, args,
+                tuned_experts=None, meta=None) -> None:
+    """model.safetensors + fusion.json: method, sizes, classes, the experts used and the OCR settings.
+    Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
     params = load_params(args.params)
+    experts = {m: f"{args.experts}/{m}_expert" for m in modalities}
     clean_stale_temps(folder.parent, folder.name)
     with atomic_dir(folder) as tmp:
+        if tuned_experts:
+            from Step_4.expert import save_expert
+
+            for m, expert in tuned_experts.items():
+                save_expert(expert.cpu(), tmp / "experts" / f"{m}_expert", classes=classes,
+                            extra={"tabular_schema": meta["tabular"], "text_source": meta["text_source"]})
+                experts[m] = f"{folder}/experts/{m}_expert"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()} or {"_empty": torch.zeros(0)},
                   str(tmp / "model.safetensors"))
         write_json(tmp / "fusion.json", {
             "method": method, "params": method_params, "inputs": dims.inputs, "classes": classes,
             "positive_index": positive, "modalities": modalities,
-            "experts": {m: f"{args.experts}/{m}_expert" for m in modalities},
+            "experts": experts,
             "ocr_settings": params.get("ocr", {}).get("settings", {})})
 
 

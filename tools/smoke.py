@@ -1,7 +1,8 @@
 """Run the whole DAG end to end on a tiny profile in a scratch copy of the repository.
 
 Copies the code, dvc.yaml and params.yaml (with profiles/smoke.yaml merged over it) into
---dir, runs `dvc repro` there, checks that every declared output exists, then runs
+--dir, writes the example Hateful-Memes folder and CSV export (with broken files) under
+data/raw/examples, runs `dvc repro` there, checks that every declared output exists, then runs
 `dvc repro` again and checks that nothing reran.
 """
 from __future__ import annotations
@@ -42,6 +43,10 @@ def make_scratch(target: Path, profile: Path) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     merged = deep_merge(params, yaml.safe_load(profile.read_text()) or {})
     (target / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    from tools.example_data import write_csv_export, write_hateful_memes
+
+    write_hateful_memes(target / "data" / "raw" / "examples" / "hateful_memes")
+    write_csv_export(target / "data" / "raw" / "examples" / "export")
     (target / ".dvc").mkdir()
     (target / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n    check_update = false\n")
 

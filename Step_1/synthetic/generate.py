@@ -64,13 +64,13 @@ def make_tabular(hateful: bool, missing_rate: float, rng: np.random.Generator) -
     """Account and post metadata with a weak, real link to the label and some missing values."""
     h = 1.0 if hateful else 0.0
     row = {
-        "account_age_days": round(float(rng.lognormal(6.3 - 0.7 * h, 1.0)), 1),
+        "account_age_days": round(float(rng.lognormal(6.3 - 0.3 * h, 1.0)), 1),
         "followers": int(rng.lognormal(5.0, 1.5)),
-        "prior_reports": int(rng.poisson(0.7 + 1.1 * h)),
-        "hour_posted": int((rng.normal(15 + 5 * h, 4.5)) % 24),
+        "prior_reports": int(rng.poisson(0.8 + 0.45 * h)),
+        "hour_posted": int((rng.normal(15 + 2 * h, 5.0)) % 24),
         "hashtags": int(rng.poisson(2.0)),
         "platform": PLATFORMS[rng.integers(len(PLATFORMS))],
-        "verified": "yes" if rng.random() < 0.25 - 0.15 * h else "no",
+        "verified": "yes" if rng.random() < 0.22 - 0.07 * h else "no",
         "region": REGIONS[rng.integers(len(REGIONS))],
     }
     for key in row:

@@ -1,0 +1,308 @@
+"""Importers for real data: the Hateful Memes folder layout, and any JSONL or CSV index file.
+
+Every importer returns (rows, schema, rejected) as described in Step_1.sources. Images are not
+opened here (Step 2 reads them and rejects the unreadable ones); a row whose image path is
+absolute or leaves the source root is rejected with the reason, and the rest imports.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.errors import PipelineError
+from core.params import build, check
+from Step_1.config import SourceConfig
+from Step_1.records import SPLITS
+
+HM_FILES = ("train.jsonl", "dev_seen.jsonl", "dev_unseen.jsonl", "test_seen.jsonl", "test_unseen.jsonl")
+HM_SPLITS = {"train": "train", "dev": "val", "test": "test"}  # file-name prefix -> official split
+
+
+@dataclass
+class HatefulMemesOptions:
+    """Options of a `hateful_memes` source; `path` is the folder holding img/ and the JSONL files."""
+
+    files: list[str] = field(default_factory=lambda: list(HM_FILES))
+    max_text_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        check(len(self.files) > 0, "files must list at least one JSONL file")
+        for name in self.files:
+            check(_hm_split(name) is not None,
+                  f"file {name!r}: the name must start with train, dev or test (that gives its split)")
+        check(self.max_text_chars >= 1, f"max_text_chars must be >= 1, got {self.max_text_chars}")
+
+
+@dataclass
+class JsonlOptions:
+    """Options of a `jsonl` source: which field holds what. Only `image` is required.
+
+    `root` (relative paths are taken from the working directory, like `path`) is the folder that
+    image paths are relative to; default: the index file's folder.
+    """
+
+    image: str
+    id: str | None = None
+    text: str | None = None
+    label: str | None = None
+    split: str | None = None
+    group: str | None = None
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    root: str | None = None
+    encoding: str = "utf-8"
+    max_text_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.numeric) & set(self.categorical))
+        check(not both, f"columns {both} are listed as both numeric and categorical")
+        check(self.max_text_chars >= 1, f"max_text_chars must be >= 1, got {self.max_text_chars}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r} (e.g. utf-8, utf-8-sig, cp1252, latin-1)") from None
+
+    def columns(self) -> list[str]:
+        """Every mapped column, once."""
+        named = [self.image, self.id, self.text, self.label, self.split, self.group, *self.numeric, *self.categorical]
+        return list(dict.fromkeys(c for c in named if c is not None))
+
+
+@dataclass
+class CsvOptions(JsonlOptions):
+    """Options of a `csv` source: those of `jsonl` plus the field `delimiter`."""
+
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(len(self.delimiter) == 1, f"delimiter must be one character, got {self.delimiter!r}")
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def read_text(file: Path, encoding: str) -> str:
+    """The whole file decoded; a decoding error names the line and suggests the `encoding` option."""
+    if not file.is_file():
+        raise PipelineError(f"{file}: file not found; check the source's `path`")
+    data = file.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        bad = data[err.start:err.end].hex(" ")
+        raise PipelineError(f"{file}:{line}: bytes {bad} are not valid {encoding}; set the source's option "
+                            f"`encoding` to the file's encoding (e.g. encoding: cp1252 or latin-1)") from None
+    return text.removeprefix("\ufeff")  # a byte-order mark is not part of the first field
+
+
+def jsonl_lines(file: Path, encoding: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; invalid JSON or a non-object fails naming file:line."""
+    for number, line in enumerate(read_text(file, encoding).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PipelineError(f"{file}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
+                                "fix the line or remove it") from None
+        if not isinstance(obj, dict):
+            raise PipelineError(f"{file}:{number}: expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def csv_lines(file: Path, encoding: str, delimiter: str, columns: list[str]) -> Iterator[tuple[int, dict]]:
+    """(line where the row starts, {header: value}) for every non-blank row; header = line 1.
+
+    Mapped `columns` missing from the header, or a row with a different number of fields than
+    the header, fail naming file:line.
+    """
+    reader = csv.reader(io.StringIO(read_text(file, encoding), newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise PipelineError(f"{file}: empty file; expected a header line with the column names")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise PipelineError(f"{file}:1: column '{missing[0]}' is not in the header {header}; "
+                                "fix the column mapping in the source's options (or the `delimiter`)")
+        repeated = sorted({c for c in columns if header.count(c) > 1})
+        if repeated:
+            raise PipelineError(f"{file}:1: mapped columns {repeated} appear more than once in the header")
+        end = reader.line_num
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                where = f"column '{header[len(fields)]}' is missing" if len(fields) < len(header) else "extra fields"
+                raise PipelineError(f"{file}:{start}: {where}: the row has {len(fields)} fields, the header "
+                                    f"{len(header)}; quote fields that contain the delimiter or line breaks")
+            yield start, dict(zip(header, fields))
+    except csv.Error as err:
+        raise PipelineError(f"{file}:{reader.line_num}: malformed CSV ({err})") from None
+
+
+def safe_image_path(root: Path, raw: Any) -> tuple[str | None, str | None]:
+    """(resolved path under root, None) or (None, reason to reject the row).
+
+    The check is lexical: absolute paths and paths whose `..` parts leave root are rejected;
+    symbolic links inside the dataset folder are the dataset's own business and are followed.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        return None, f"image path is empty or not a string: {raw!r}"
+    if os.path.isabs(raw):
+        return None, "image path is absolute; it must be relative to the dataset root"
+    rel = os.path.normpath(raw)
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return None, "image path escapes the dataset root"
+    if rel == ".":
+        return None, "image path names the dataset root, not a file"
+    return str(root / rel), None
+
+
+def clean_text(value: Any, max_chars: int) -> str | None:
+    """Gold text kept exactly, None when empty or whitespace-only, cut to max_chars characters."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip():
+        return None
+    return text[:max_chars]  # str indices are code points: the cut never splits a character
+
+
+def finite_or_none(value: Any) -> Any:
+    """The value as given, except NaN / ±Infinity (JSON extensions) become None: records are strict JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _required(obj: dict, column: str, file: Path, line: int) -> Any:
+    if column not in obj:
+        raise PipelineError(f"{file}:{line}: column '{column}' is missing from this row; "
+                            "add it or fix the column mapping in the source's options")
+    return obj[column]
+
+
+def _check_duplicate(seen: dict[str, str], local_id: str, where: str) -> None:
+    if local_id in seen:
+        raise PipelineError(f"duplicate id '{local_id}' at {seen[local_id]} and {where}; ids must be unique within a source")
+    seen[local_id] = where
+
+
+def _hm_split(name: str) -> str | None:
+    return next((split for prefix, split in HM_SPLITS.items() if name.startswith(prefix)), None)
+
+
+def _reject(source: SourceConfig, file: Path, line: int, image: Any, reason: str) -> dict:
+    return {"source": source.name, "file": str(file), "row": line, "image": image, "reason": reason}
+
+
+# ---------------------------------------------------------------- importers
+
+def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+    """The Hateful Memes layout: <path>/img/ and train / dev_* / test_* JSONL files (id, img, label, text).
+
+    Splits: train -> train, dev_* -> val, test_* -> test. An id repeated with the same img is one
+    record (the first file wins); with another img it fails. Rows without `label` are unlabelled.
+    """
+    opts = build(HatefulMemesOptions, source.options, where=f"prepare.sources[{source.name}].options")
+    root = Path(source.path).resolve()
+    present = [root / name for name in opts.files if (root / name).is_file()]
+    if not present:
+        raise PipelineError(f"{root}: none of the Hateful Memes files {opts.files} is there; "
+                            "point the source's `path` at the folder with img/ and the JSONL files")
+    rows, rejected = [], []
+    seen: dict[str, tuple[Any, Path, str, Any]] = {}  # id -> (img, file, "file:line", label)
+    for file in present:
+        split = _hm_split(file.name)
+        for line, obj in jsonl_lines(file, "utf-8"):
+            local_id = str(_required(obj, "id", file, line))
+            img = _required(obj, "img", file, line)
+            label = finite_or_none(obj.get("label"))
+            where = f"{file}:{line}"
+            if local_id in seen:
+                first_img, first_file, first_where, first_label = seen[local_id]
+                if first_file == file:
+                    raise PipelineError(f"duplicate id '{local_id}' at {first_where} and {where}; "
+                                        "ids must be unique within a file")
+                if img != first_img:
+                    raise PipelineError(f"id '{local_id}' has image {first_img!r} at {first_where} but {img!r} at "
+                                        f"{where}; one id must name one meme")
+                if label is not None and first_label is not None and label != first_label:
+                    raise PipelineError(f"id '{local_id}' has label {first_label!r} at {first_where} but {label!r} "
+                                        f"at {where}; fix the conflicting label")
+                continue  # the same meme listed again (dev_seen / dev_unseen overlap): the first file wins
+            seen[local_id] = (img, file, where, label)
+            path, reason = safe_image_path(root, img)
+            if reason:
+                rejected.append(_reject(source, file, line, img, reason))
+                continue
+            rows.append({"local_id": local_id, "image": path, "text": clean_text(obj.get("text"), opts.max_text_chars),
+                         "label": label, "split": split, "group": None, "tabular": {},
+                         "meta": {"file": file.name, "line": line}})
+    return rows, {"numeric": [], "categorical": []}, rejected
+
+
+def _import_table(source: SourceConfig, lines: Iterator[tuple[int, dict]], opts: JsonlOptions,
+                  file: Path, check_rows: bool) -> tuple[list[dict], dict, list[dict]]:
+    """Rows of a JSONL or CSV index through the column mapping in `opts`."""
+    root = Path(opts.root).resolve() if opts.root else file.parent
+    rows, rejected, seen = [], [], {}
+    present: set[str] = set()
+    for line, obj in lines:
+        present.update(obj)
+        where = f"{file}:{line}"
+        image = _required(obj, opts.image, file, line)
+        local_id = str(line) if opts.id is None else _required(obj, opts.id, file, line)
+        if not isinstance(local_id, (str, int)) or isinstance(local_id, bool) or not str(local_id).strip():
+            raise PipelineError(f"{where}: id in column '{opts.id}' must be a non-empty string or integer, got {local_id!r}")
+        local_id = str(local_id)
+        label = None if opts.label is None else finite_or_none(_required(obj, opts.label, file, line))
+        split = obj.get(opts.split) if opts.split else None
+        if split in ("", None):
+            split = None
+        elif split not in SPLITS:
+            raise PipelineError(f"{where}: split {split!r} in column '{opts.split}' is not one of {list(SPLITS)} "
+                                "(or empty for no official split)")
+        group = obj.get(opts.group) if opts.group else None
+        _check_duplicate(seen, local_id, where)
+        path, reason = safe_image_path(root, image)
+        if reason:
+            rejected.append(_reject(source, file, line, image, reason))
+            continue
+        rows.append({"local_id": local_id, "image": path,
+                     "text": clean_text(obj.get(opts.text), opts.max_text_chars) if opts.text else None,
+                     "label": label, "split": split, "group": None if group in ("", None) else str(group),
+                     "tabular": {c: finite_or_none(obj.get(c)) for c in (*opts.numeric, *opts.categorical)},
+                     "meta": {"file": file.name, "line": line}})
+    if not rows and not rejected:
+        raise PipelineError(f"{file}: no data rows; check the source's `path`")
+    if check_rows:
+        absent = [c for c in opts.columns() if c not in present]
+        if absent:
+            raise PipelineError(f"{file}: column '{absent[0]}' appears in no row; fix the column mapping in "
+                                f"prepare.sources[{source.name}].options")
+    return rows, {"numeric": list(opts.numeric), "categorical": list(opts.categorical)}, rejected
+
+
+def import_jsonl(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+    """One JSON object per line; `image` (and `id`, `label` when mapped) must be in every row,
+    the other mapped fields may be absent from a row (missing value) but not from all rows."""
+    opts = build(JsonlOptions, source.options, where=f"prepare.sources[{source.name}].options")
+    file = Path(source.path).resolve()
+    return _import_table(source, jsonl_lines(file, opts.encoding), opts, file, check_rows=True)
+
+
+def import_csv(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+    """A CSV file with a header line; every mapped column must be in the header. Values stay strings."""
+    opts = build(CsvOptions, source.options, where=f"prepare.sources[{source.name}].options")
+    file = Path(source.path).resolve()
+    lines = csv_lines(file, opts.encoding, opts.delimiter, opts.columns())
+    return _import_table(source, lines, opts, file, check_rows=False)

@@ -1,0 +1,77 @@
+"""The whole DAG end to end on the tiny profile, then predict on a meme that was never in the dataset."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools.smoke import run_smoke
+
+pytestmark = pytest.mark.smoke
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory):
+    target = tmp_path_factory.mktemp("smoke") / "repo"
+    result = run_smoke(target, verbose=False)
+    return target, result
+
+
+def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
+    target, result = smoke_dir
+    for path in ["data/prepared/records.jsonl", "data/manifest.jsonl", "data/ocr.jsonl", "data/label_taxonomy.json",
+                 "data/splits.json", "data/shards/meta.json", "models/text_expert/model.safetensors",
+                 "models/vision_expert/expert.json", "models/tabular_mfm/encoder.safetensors",
+                 "models/tabular_expert/model.safetensors", "data/embeddings/vision/test.safetensors",
+                 "models/mm_fusion/gated/fusion.json", "metrics/comparison.json"]:
+        assert (target / path).exists(), path
+    assert list((target / "data/shards/train").glob("*.tar"))
+    comparison = json.loads((target / "metrics/comparison.json").read_text())
+    assert set(comparison["models"]) == {"text_expert", "vision_expert", "tabular_expert", "fusion_concat",
+                                         "fusion_gated", "fusion_transformer", "fusion_late"}
+    for scores in comparison["models"].values():
+        assert all(np.isfinite(v) for split in ("val", "test") for v in scores[split].values())
+    gated = json.loads((target / "metrics/fusion_gated.json").read_text())
+    assert abs(sum(gated["gates"]["test"]["all"].values()) - 1) < 1e-3
+    assert "up to date" in result["second_run_output"].lower() or "didn't change" in result["second_run_output"]
+
+
+def test_own_data_with_broken_files_goes_through(smoke_dir):
+    """The example Hateful-Memes folder and CSV export import beside the synthetic source;
+    their broken files are listed with reasons and the official HM splits are kept."""
+    target, _ = smoke_dir
+    rejected = [json.loads(line) for line in (target / "data/rejected.jsonl").read_text().splitlines()]
+    reasons = {Path(r["image"]).name: r["reason"] for r in rejected}
+    assert "empty" in reasons["10024.png"] and "truncated" in reasons["10025.png"]
+    assert "not an image" in reasons["10026.png"] and "truncated" in reasons["post_truncated.jpg"]
+    assert "escapes the dataset root" in reasons["outside.jpg"]
+    meta = json.loads((target / "data/shards/meta.json").read_text())
+    assert meta["sources"] == ["csv_example", "hm_example", "synthetic"]
+    splits = json.loads((target / "data/splits.json").read_text())["ids"]
+    assert all(f"hm_example-{10016 + i}" in splits["test"] for i in range(8))  # test_unseen.jsonl
+    assert meta["counts"]["test"].get("unlabelled", 0) == 8
+    ocr = json.loads((target / "metrics/ocr.json").read_text())
+    assert ocr["rejected"] == 5
+
+
+def test_predict_on_a_new_meme(smoke_dir, tmp_path):
+    from Step_1.synthetic.render import draw_caption
+    from Step_1.synthetic.scenes import make_background
+
+    target, _ = smoke_dir
+    rng = np.random.default_rng(2024)
+    meme = tmp_path / "new_meme.png"
+    draw_caption(make_background("landscape", 320, rng), "WHEN THE COFFEE", "FINALLY KICKS IN", rng).save(meme)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
+                          str(broken), "--tabular", '{"prior_reports": 1}'], cwd=target, capture_output=True, text=True)
+    assert out.returncode == 1, out.stderr  # one unreadable image
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    good, bad = lines
+    assert "COFFEE" in good["text"] and good["text_source"] == "ocr"
+    assert abs(sum(good["probabilities"].values()) - 1) < 1e-4 and good["label"] in good["probabilities"]
+    assert abs(sum(good["gates"].values()) - 1) < 1e-4
+    assert bad["path"] == str(broken) and "cannot read image" in bad["error"]
