@@ -1,0 +1,270 @@
+"""The benchmark cases; each fills `results` (ratios, throughput, dvc)."""
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.params import build
+from Step_1.config import PrepareConfig
+from Step_1.prepare import prepare
+from Step_2.cache import OcrCache
+from Step_2.ocr import OcrConfig, build_manifest, run_ocr
+from Step_3.reader import decode_sample, make_loader, shard_urls
+from Step_3.shard import ShardConfig, build_samples, write_shards
+from Step_3.splits import SPLITS, assign_splits, link_groups
+from Step_3.tabular import TabularEncoder, fit_schema
+from Step_3.taxonomy import TaxonomyConfig, build_taxonomy
+from core.files import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def build_dataset(work: Path, count: int) -> dict:
+    """Generate `count` memes, build the manifest; shards are written by bench_shards / on demand."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    cfg = build(PrepareConfig, {"workers": os.cpu_count() or 1, "sources": [{
+        "name": "synthetic", "kind": "synthetic", "label_map": {"hateful": "abuse_hate", "benign": "benign"},
+        "options": {"count": count, "seed": 99}}]}, where="bench")
+    prepare(cfg, work / "prepared")
+    records = read_jsonl(work / "prepared" / "records.jsonl")
+    manifest, _ = build_manifest(records, 40_000_000)
+    return {"work": work, "records": records, "manifest": manifest}
+
+
+def bench_ocr(data: dict, results: dict) -> None:
+    manifest, work = data["manifest"], data["work"]
+    cores = os.cpu_count() or 1
+    _, one = _timed(lambda: run_ocr(manifest, OcrConfig(workers=1), OcrCache(work / "ocr1" / "c.jsonl")))
+    (rows, _), many = _timed(lambda: run_ocr(manifest, OcrConfig(workers=cores), OcrCache(work / "ocrN" / "c.jsonl")))
+    _, cached = _timed(lambda: run_ocr(manifest, OcrConfig(workers=cores), OcrCache(work / "ocrN" / "c.jsonl")))
+    _, manifest_again = _timed(lambda: build_manifest(data["records"], 40_000_000))
+    data["ocr"] = rows
+    results["ratios"]["ocr_parallel_speedup"] = round(one / many, 2)
+    results["ratios"]["ocr_cache_speedup"] = round(many / cached, 1)
+    results["ratios"]["ocr_stage_rerun_speedup"] = round((many + manifest_again) / (cached + manifest_again), 1)
+    results["throughput"]["ocr_images_per_s_1_process"] = len(manifest) / one
+    results["throughput"][f"ocr_images_per_s_{cores}_processes"] = len(manifest) / many
+
+
+def _ensure_shards(data: dict) -> Path:
+    if "shards" in data:
+        return data["shards"]
+    if "ocr" not in data:
+        data["ocr"], _ = run_ocr(data["manifest"], OcrConfig(workers=os.cpu_count() or 1),
+                                 OcrCache(data["work"] / "ocrN" / "c.jsonl"))
+    taxonomy = build_taxonomy(TaxonomyConfig(classes=["benign", "abuse_hate"], positive="abuse_hate"),
+                              [{"name": "synthetic", "label_map": {"hateful": "abuse_hate", "benign": "benign"}}])
+    cfg = ShardConfig(maxcount=64)
+    rows, labels = build_samples(data["manifest"], data["ocr"], taxonomy, cfg)
+    splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows))
+    out = data["work"] / "shards"
+    write_shards(rows, labels, splits, out, cfg, 40_000_000)
+    train = [r for r, s in zip(rows, splits) if s == "train"]
+    counts = {s: Counter("abuse_hate" if y == 1 else "benign" for y, sp in zip(labels, splits) if sp == s) for s in SPLITS}
+    data["meta"] = {"classes": ["benign", "abuse_hate"], "positive_index": 1, "text_source": "ocr",
+                    "counts": {s: dict(c) for s, c in counts.items()},
+                    "sizes": {s: sum(c.values()) for s, c in counts.items()},
+                    "tabular": fit_schema(["account_age_days", "followers", "prior_reports", "hour_posted", "hashtags"],
+                                          ["platform", "verified", "region"], train)}
+    data["shards"] = out
+    return out
+
+
+def bench_shards(data: dict, results: dict) -> None:
+    """Reader vs tarfile over all splits: raw bytes, then decoded to image tensors."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    shard_dir = _ensure_shards(data)
+    urls = [u for s in SPLITS for u in shard_urls(shard_dir, s)]
+
+    def tar_bytes():
+        n = 0
+        for url in urls:
+            with tarfile.open(url) as tar:
+                for member in tar:
+                    n += len(tar.extractfile(member).read())
+        return n
+
+    def tar_decoded():
+        samples: dict = {}
+        for url in urls:
+            with tarfile.open(url) as tar:
+                for member in tar:
+                    key, ext = member.name.split(".", 1)
+                    samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
+                    if len(samples[key]) == 4:
+                        pil_to_tensor(decode_sample(samples.pop(key))["image"])
+
+    def reader(decode: bool):
+        for split in SPLITS:
+            loader = make_loader(shard_dir, split, transform=(lambda s: pil_to_tensor(s["image"])) if decode else
+                                 (lambda s: s["id"]), collate=list, batch_size=64, shuffle=False, seed=0,
+                                 decode_images=decode)
+            for _ in loader:
+                pass
+
+    best = lambda fn: min(_timed(fn)[1] for _ in range(3))  # noqa: E731
+    raw_tar, raw_reader = best(tar_bytes), best(lambda: reader(False))
+    dec_tar, dec_reader = best(tar_decoded), best(lambda: reader(True))
+    n = len(data["manifest"])
+    results["ratios"]["reader_vs_tar_bytes"] = round(raw_tar / raw_reader, 2)
+    results["ratios"]["reader_vs_tar_decoded"] = round(dec_tar / dec_reader, 2)
+    results["throughput"]["reader_samples_per_s_bytes"] = n / raw_reader
+    results["throughput"]["reader_samples_per_s_decoded"] = n / dec_reader
+
+
+def _experts(data: dict):
+    if "experts" in data:
+        return data["experts"]
+    from Step_4.expert import Expert
+    from Step_4.tabular_model import FTConfig, FTTransformerEncoder
+    from Step_4.text_encoder import TextEncoder
+    from Step_4.vision_encoder import VisionEncoder
+
+    _ensure_shards(data)
+    tab = TabularEncoder(data["meta"]["tabular"])
+    torch.manual_seed(0)
+    experts = {
+        "text": Expert(modality="text", encoder=TextEncoder(max_length=48), n_classes=2, head_hidden=256, dropout=0.2),
+        "vision": Expert(modality="vision", encoder=VisionEncoder(), n_classes=2, head_hidden=256, dropout=0.2),
+        "tabular": Expert(modality="tabular", encoder=FTTransformerEncoder(config=FTConfig(
+            n_numeric=tab.n_numeric, cardinalities=tab.cardinalities)), n_classes=2, head_hidden=64, dropout=0.1),
+    }
+    for e in experts.values():
+        e.eval()
+        for p in e.parameters():
+            p.requires_grad = False
+    data["experts"] = experts
+    return experts
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bench_experts(data: dict, results: dict) -> None:
+    """Embedding extraction and head-training throughput for text and vision on the detected device."""
+    from Step_4.embeddings import extract, tensor_batches
+    from Step_4.inputs import make_inputs
+    from Step_4.training import TrainConfig, fit
+
+    experts, device = _experts(data), _device()
+    tab = TabularEncoder(data["meta"]["tabular"])
+    for m in ("text", "vision"):
+        tf, col = make_inputs(m, experts[m].encoder, train=False, tabular=tab)
+        loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=False, seed=0,
+                             decode_images=m == "vision")
+        emb = extract(experts[m], loader, device)
+        results["throughput"][f"{m}_embed_samples_per_s_{device}"] = emb["samples_per_s"]
+        head = experts[m].head
+        for p in head.parameters():
+            p.requires_grad = True
+        train = {"features": emb["features"], "label": emb["labels"]}
+        res = fit(experts[m], train_batches=lambda e: tensor_batches(train, 64, shuffle=True, epoch=e),
+                  val_batches=lambda: tensor_batches(train, 512, shuffle=False),
+                  steps_per_epoch=math.ceil(len(train["label"]) / 64), cfg=TrainConfig(epochs=3), class_counts=[1, 1],
+                  device=device, desc=f"bench {m} head")
+        results["throughput"][f"{m}_head_train_samples_per_s_{device}"] = res.samples_per_s
+
+
+def bench_fusion(data: dict, results: dict) -> None:
+    """One training epoch of the gated fusion head: cached embeddings vs re-encoding every batch."""
+    from Step_4.embeddings import extract, tensor_batches
+    from Step_4.inputs import make_inputs
+    from Step_5.finetune import EndToEndFusion, multimodal_inputs
+    from Step_5.models import FusionDims, GatedFusion
+
+    experts, device = _experts(data), _device()
+    tab = TabularEncoder(data["meta"]["tabular"])
+    modalities = ["text", "vision", "tabular"]
+    cached = {}
+    for m in modalities:
+        tf, col = make_inputs(m, experts[m].encoder, train=False, tabular=tab)
+        loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=False, seed=0,
+                             decode_images=m == "vision")
+        emb = extract(experts[m], loader, device)
+        cached[m], cached[f"{m}_logits"], cached["label"] = emb["features"], emb["logits"], emb["labels"]
+        cached["mask"] = torch.ones(len(emb["labels"]), 3, dtype=torch.bool)
+    dims = FusionDims(inputs={m: cached[m].shape[1] for m in modalities}, n_classes=2)
+
+    def epoch(batches, model):
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        model.train()
+        for batch in batches:
+            batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            loss = torch.nn.functional.cross_entropy(model(batch), batch["label"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    head = GatedFusion(dims=dims).to(device)
+    _, t_cached = _timed(lambda: epoch(tensor_batches(cached, 64, shuffle=True), head))
+    e2e = EndToEndFusion(experts=experts, head=GatedFusion(dims=dims), modalities=modalities).to(device)
+    tf, col = multimodal_inputs(experts, modalities, train=False, tabular=tab)
+    loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=True, seed=0)
+    _, t_encode = _timed(lambda: epoch(loader, e2e))
+    results["ratios"]["fusion_cached_speedup"] = round(t_encode / t_cached, 1)
+    results["throughput"]["fusion_epoch_cached_samples_per_s"] = len(cached["label"]) / t_cached
+    results["throughput"]["fusion_epoch_reencode_samples_per_s"] = len(cached["label"]) / t_encode
+
+
+CHANGES = {  # one param per step -> the stages that must rerun
+    "prepare.workers": ("prepare", 1),
+    "ocr.settings.upscale": ("ocr", 1.01),
+    "shard.seed": ("shard", 8),
+    "vision_expert.head_hidden": ("vision_expert", 255),
+    "fusion.gated.temperature": ("fusion@gated", 0.9),
+}
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+def bench_dvc(data: dict, results: dict) -> None:
+    """No-op repro time, and the stages a dry repro runs after each one-param change (params.yaml restored)."""
+    import yaml
+
+    status = _dvc("status", "--quiet")
+    if status.returncode != 0:
+        results["dvc"] = {"skipped": "the default pipeline is not fully built here; run `make run` first"}
+        return
+    times = [_timed(lambda: _dvc("repro"))[1] for _ in range(3)]
+    results["dvc"] = {"noop_repro_seconds": round(min(times), 2)}
+    params_path = ROOT / "params.yaml"
+    original = params_path.read_text()
+    reruns = {}
+    try:
+        for key, (_, value) in CHANGES.items():
+            params = yaml.safe_load(original)
+            node = params
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+            params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+            out = _dvc("repro", "--dry").stdout
+            reruns[key] = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+    finally:
+        params_path.write_text(original)
+    results["dvc"]["reruns_after_one_param_change"] = reruns

@@ -1,0 +1,78 @@
+"""Benchmarks that print ratios (not just times), so regressions show on any machine.
+
+On a generated dataset of --count memes (in a scratch folder), one run measures:
+  ocr      OCR with 1 process vs all cores, and a rerun on unchanged images from the cache
+  shards   the project's shard reader vs a plain tarfile read of the same shards (bytes, and decoded)
+  fusion   one fusion epoch on cached embeddings vs one epoch re-encoding through the frozen experts
+  experts  text / vision embedding and head-training throughput on the detected device
+  dvc      no-op `dvc repro` seconds and the stages each one-param change reruns (needs the built
+           default pipeline in the repository; skipped otherwise)
+Results: a table on stdout and bench/results/latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from bench import cases
+
+TARGETS = {
+    "ocr_parallel_speedup": 1.7, "ocr_cache_speedup": 50.0, "reader_vs_tar_bytes": 0.8,
+    "reader_vs_tar_decoded": 0.8, "fusion_cached_speedup": 20.0,
+}
+
+
+def machine() -> dict:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "device": "cuda" if gpu else "cpu", "gpu": gpu}
+
+
+def format_rows(results: dict) -> str:
+    lines = [f"{'measure':<34} {'value':>12}  {'target':>8}  status", "-" * 66]
+    for key, value in results["ratios"].items():
+        target = TARGETS.get(key)
+        status = "" if target is None else ("ok" if value >= target else "BELOW TARGET")
+        lines.append(f"{key:<34} {value:>11.2f}x  {('>= ' + str(target)) if target else '':>8}  {status}")
+    for key, value in results["throughput"].items():
+        lines.append(f"{key:<34} {value:>12.1f}  {'':>8}  samples/s")
+    for key, value in results.get("dvc", {}).items():
+        lines.append(f"{key:<34} {json.dumps(value)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=240, help="memes in the generated benchmark dataset")
+    parser.add_argument("--work", default="bench/results/work", help="scratch folder (replaced)")
+    parser.add_argument("--out", default="bench/results/latest.json")
+    parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "experts", "dvc"],
+                        help="run only these sections")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work = Path(args.work)
+    results: dict = {"machine": machine(), "count": args.count, "ratios": {}, "throughput": {}, "seconds": {}}
+    sections = args.only or ["ocr", "shards", "fusion", "experts", "dvc"]
+    data = cases.build_dataset(work, args.count)
+    for name in sections:
+        t0 = time.perf_counter()
+        getattr(cases, f"bench_{name}")(data, results)
+        results["seconds"][name] = round(time.perf_counter() - t0, 1)
+    results["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"machine: {results['machine']['cpu_cores']} cores, device {results['machine']['device']}"
+          f"{' (' + results['machine']['gpu'] + ')' if results['machine']['gpu'] else ''}; {args.count} memes")
+    print(format_rows(results))
+    print(f"total {results['seconds']['total']} s; JSON in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
