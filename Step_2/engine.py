@@ -53,9 +53,9 @@ def isolate_outlined_text(rgb: np.ndarray, s: OcrSettings) -> np.ndarray:
     ring = (grown > 0) & ~white
     ring_labels = grown[ring]
     ring_total = np.bincount(ring_labels, minlength=count + 1)
-    ring_dark = np.bincount(ring_labels, weights=dark[ring], minlength=count + 1)
+    ring_dark = np.bincount(ring_labels, weights=dark[ring].astype(np.float64), minlength=count + 1)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    frac = np.divide(ring_dark, ring_total, out=np.zeros_like(ring_dark), where=ring_total > 0)
+    frac = np.divide(ring_dark, ring_total, out=np.zeros(count + 1), where=ring_total > 0)
     height = rgb.shape[0]
     keep = (frac >= s.ring_dark_fraction) & (sizes >= s.min_component) & (sizes <= height * height * 0.05)
     keep[0] = False

@@ -12,7 +12,8 @@ def format_table(result: dict, markdown: bool = False) -> str:
     """A fixed-width (or Markdown) table: one row per model, val and test metrics."""
     header = ["model", "kind", "val macro-F1", "val AUROC", "test macro-F1", "test AUROC", "test acc"]
     rows = []
-    for name, r in result["models"].items():
+    order = sorted(result["models"].items(), key=lambda item: (item[1]["kind"] != "expert", item[0]))
+    for name, r in order:
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
         rows.append([name + mark, r["kind"], f"{r['val']['macro_f1']:.4f}", f"{r['val']['auroc']:.4f}",
                      f"{r['test']['macro_f1']:.4f}", f"{r['test']['auroc']:.4f}", f"{r['test']['accuracy']:.4f}"])

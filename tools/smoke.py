@@ -29,7 +29,7 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def make_scratch(target: Path, profile: Path) -> None:
+def make_scratch(target: Path, profile: Path | None) -> None:
     """Fresh scratch repo at `target` (code copied, profile merged into params.yaml, DVC without git)."""
     if target.exists():
         shutil.rmtree(target)
@@ -41,7 +41,7 @@ def make_scratch(target: Path, profile: Path) -> None:
         else:
             shutil.copy2(src, target / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    merged = deep_merge(params, yaml.safe_load(profile.read_text()) or {})
+    merged = deep_merge(params, (yaml.safe_load(profile.read_text()) or {}) if profile else {})
     (target / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     from tools.example_data import write_csv_export, write_hateful_memes
 
