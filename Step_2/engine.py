@@ -6,8 +6,12 @@ while keeping the letters; the result is drawn black on white, upscaled and read
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
+import subprocess
+import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -74,20 +78,44 @@ def preprocess(image: Image.Image, s: OcrSettings) -> Image.Image:
     return out.filter(ImageFilter.MedianFilter(3))
 
 
-def read_text(image: Image.Image, s: OcrSettings) -> tuple[str, float]:
-    """OCR one RGB image: (text as one line, mean word confidence in [0, 100]; -1 when no words)."""
+def read_texts(images: list[Image.Image], s: OcrSettings) -> list[tuple[str, float]]:
+    """OCR RGB images in one tesseract run: per image (text as one line, mean word confidence; -1 if no words).
+
+    Tesseract spends most of a single-image call loading its model, so a batch is read from one
+    list file in one process (about 10x faster than one call per image).
+    """
     import pytesseract
 
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    data = pytesseract.image_to_data(preprocess(image, s), lang=s.lang, config=f"--psm {s.psm}",
-                                     output_type=pytesseract.Output.DICT)
-    words, confs = [], []
-    for word, conf in zip(data["text"], data["conf"]):
-        word = word.strip()
-        if word and float(conf) >= 0:
-            words.append(word)
-            confs.append(float(conf))
-    return " ".join(words), (round(float(np.mean(confs)), 2) if confs else -1.0)
+    if not images:
+        return []
+    with tempfile.TemporaryDirectory(prefix="ocr-") as tmp:
+        paths = []
+        for i, image in enumerate(images):
+            path = os.path.join(tmp, f"{i:05d}.png")
+            preprocess(image, s).save(path)
+            paths.append(path)
+        listing = os.path.join(tmp, "images.txt")
+        with open(listing, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(paths) + "\n")
+        env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
+        cmd = [pytesseract.pytesseract.tesseract_cmd, listing, "stdout", "-l", s.lang, "--psm", str(s.psm), "tsv"]
+        done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"tesseract failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    words: list[list[str]] = [[] for _ in images]
+    confs: list[list[float]] = [[] for _ in images]
+    for row in csv.DictReader(io.StringIO(done.stdout), delimiter="\t", quoting=csv.QUOTE_NONE):
+        word = (row.get("text") or "").strip()
+        if row["level"] == "5" and word and float(row["conf"]) >= 0:
+            page = int(row["page_num"]) - 1
+            words[page].append(word)
+            confs[page].append(float(row["conf"]))
+    return [(" ".join(w), round(float(np.mean(c)), 2) if c else -1.0) for w, c in zip(words, confs)]
+
+
+def read_text(image: Image.Image, s: OcrSettings) -> tuple[str, float]:
+    """OCR one RGB image (same preprocessing and engine call as the batch)."""
+    return read_texts([image], s)[0]
 
 
 def char_error_rate(predicted: str, gold: str) -> float:

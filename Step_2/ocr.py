@@ -22,7 +22,7 @@ from core.errors import PipelineError, run_cli
 from core.files import read_jsonl, write_json, write_jsonl
 from core.params import check, section
 from Step_2.cache import OcrCache
-from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_text
+from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_texts
 from Step_2.images import BadImage, read_image
 from Step_2.phash import phash
 
@@ -40,10 +40,12 @@ class OcrConfig:
         check(0.0 <= self.max_reject_fraction <= 1.0, "max_reject_fraction must be in [0, 1]")
 
 
-def _ocr_worker(args: tuple[str, OcrSettings, int]) -> tuple[str, float]:
-    path, settings, max_pixels = args
-    _, rgb, _ = read_image(path, max_pixels)
-    return read_text(rgb, settings)
+BATCH = 24  # images per tesseract run: amortises its model loading, still keeps all workers busy
+
+
+def _ocr_worker(args: tuple[list[str], OcrSettings, int]) -> list[tuple[str, float]]:
+    paths, settings, max_pixels = args
+    return read_texts([read_image(path, max_pixels)[1] for path in paths], settings)
 
 
 def build_manifest(records: list[dict], max_pixels: int) -> tuple[list[dict], list[dict]]:
@@ -78,17 +80,15 @@ def run_ocr(manifest: list[dict], cfg: OcrConfig, cache: OcrCache) -> tuple[list
     if todo:
         os.environ["OMP_THREAD_LIMIT"] = "1"  # one tesseract thread per process; parallelism comes from processes
         keys = list(todo)
-        jobs = [(todo[k], cfg.settings, cfg.max_pixels) for k in keys]
+        size = max(1, min(BATCH, len(keys) // cfg.workers))
+        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
+        jobs = [([todo[k] for k in chunk], cfg.settings, cfg.max_pixels) for chunk in chunks]
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(cfg.workers) as pool:
-            batch = []
-            results = pool.imap(_ocr_worker, jobs, chunksize=4)
-            for key, (text, conf) in tqdm(zip(keys, results), total=len(keys), desc="ocr", unit="img"):
-                batch.append({"key": key, "text": text, "confidence": conf, "engine": version})
-                if len(batch) >= 64:
-                    cache.add_many(batch)
-                    batch = []
-            cache.add_many(batch)
+        with ctx.Pool(cfg.workers) as pool, tqdm(total=len(keys), desc="ocr", unit="img") as bar:
+            for chunk, texts in zip(chunks, pool.imap(_ocr_worker, jobs)):
+                cache.add_many([{"key": key, "text": text, "confidence": conf, "engine": version}
+                                for key, (text, conf) in zip(chunk, texts)])
+                bar.update(len(chunk))
     seconds = time.perf_counter() - started
     rows = []
     for row in manifest:

@@ -45,11 +45,12 @@ def iter_samples(shard_dir: str | Path, split: str, decode_images: bool = True) 
 
 def make_loader(shard_dir: str | Path, split: str, *, transform: Callable[[dict], dict], collate: Callable,
                 batch_size: int, shuffle: bool, seed: int, epoch: int = 0, num_workers: int = 0,
-                shuffle_buffer: int = 1000, decode_images: bool = True):
+                shuffle_buffer: int = 1000, decode_images: bool = True, raw: bool = False):
     """A DataLoader over one split: optional seeded shard + sample shuffling, decode, transform, batch.
 
     Args:
-        transform: maps a decoded sample dict to the model's per-sample inputs.
+        transform: maps a decoded sample dict (or, with raw=True, the tar members as bytes) to the
+            model's per-sample inputs.
         collate: maps a list of transformed samples to a batch.
         epoch: mixed into the shuffle seed so each epoch sees a different, reproducible order.
     """
@@ -64,8 +65,9 @@ def make_loader(shard_dir: str | Path, split: str, *, transform: Callable[[dict]
     stages += [wds.split_by_worker, wds.tarfile_to_samples()]
     if shuffle:
         stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed + 1, epoch=epoch))
-    decode = decode_sample if decode_images else _decode_without_image
-    stages += [wds.map(decode), wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
+    if not raw:
+        stages.append(wds.map(decode_sample if decode_images else _decode_without_image))
+    stages += [wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
     pipeline = wds.DataPipeline(*stages)
     workers = min(num_workers, len(urls))
     return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers,

@@ -65,3 +65,16 @@ def test_manifest_rejects_unusable_images_with_reasons(tmp_path):
     reasons = {r["image"]: r["reason"] for r in rejected}
     assert "empty" in reasons[str(empty)] and "not an image" in reasons[str(text)]
     json.dumps(rejected)
+
+
+def test_batched_ocr_equals_one_image_at_a_time():
+    """Step 2 reads images in batches, predict reads one: both must give the same text."""
+    from Step_2.engine import read_texts
+
+    rng = np.random.default_rng(9)
+    images = [draw_caption(make_background(c, 320, rng), "NO THOUGHTS", "HEAD EMPTY", rng)
+              for c in ("food", "landscape", "object")]
+    images.insert(1, Image.new("RGB", (80, 80), "white"))  # a page with no text keeps the order intact
+    batched = read_texts(images, OcrSettings())
+    assert batched == [read_text(image, OcrSettings()) for image in images]
+    assert batched[1] == ("", -1.0) and "HEAD EMPTY" in batched[0][0]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tools.smoke import run_smoke
 
@@ -75,3 +76,34 @@ def test_predict_on_a_new_meme(smoke_dir, tmp_path):
     assert abs(sum(good["probabilities"].values()) - 1) < 1e-4 and good["label"] in good["probabilities"]
     assert abs(sum(good["gates"].values()) - 1) < 1e-4
     assert bad["path"] == str(broken) and "cannot read image" in bad["error"]
+
+
+@pytest.mark.parametrize("modality,extra", [("text", {"trainable_layers": 1, "max_length": 24}),
+                                            ("vision", {"trainable_blocks": 1, "embed_batch_size": 16})])
+def test_expert_finetune_mode_on_real_shards(smoke_dir, tmp_path, modality, extra):
+    """mode: finetune trains the encoder's top layers from the shards and still caches embeddings."""
+    import yaml
+
+    target, _ = smoke_dir
+    params = yaml.safe_load((target / "params.yaml").read_text())
+    section = params[f"{modality}_expert"]
+    section.update({"mode": "finetune", **extra})
+    section["train"].update({"epochs": 1, "batch_size": 16})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run([sys.executable, "-m", "Step_4.train_expert", modality, "--params", str(tmp_path / "params.yaml"),
+                          "--shards", "data/shards", "--model", str(tmp_path / "model"),
+                          "--embeddings", str(tmp_path / "emb"), "--metrics-dir", str(tmp_path / "metrics")],
+                         cwd=target, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "metrics" / f"{modality}_expert.json").read_text())
+    assert report["training"]["epochs_run"] == 1 and 0 <= report["test"]["auroc"] <= 1
+    from Step_4.embeddings import load_embeddings
+    from Step_4.expert import load_expert
+
+    emb = load_embeddings(tmp_path / "emb" / "test.safetensors")
+    expert, _ = load_expert(tmp_path / "model")
+    tuned = dict(expert.encoder.named_parameters())
+    original, _ = load_expert(target / f"models/{modality}_expert")  # frozen-mode expert: pretrained encoder
+    same = [n for n, p in original.encoder.named_parameters() if torch.equal(p, tuned[n])]
+    assert same and len(same) < len(tuned), "lower layers stay frozen, top layers change"
+    assert emb["features"].shape[0] == len(emb["ids"])

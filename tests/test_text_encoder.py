@@ -46,3 +46,17 @@ def test_text_expert_saves_and_reloads_offline(minilm, tmp_path):
     loaded, _ = load_expert(tmp_path / "text")
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch), expert(batch))
+
+
+def test_text_expert_forward_backward(minilm):
+    torch.manual_seed(0)
+    minilm.freeze(1)
+    expert = Expert(modality="text", encoder=minilm, n_classes=2, head_hidden=8, dropout=0.0).train()
+    batch = minilm.tokenize(["MEME ONE", "ANOTHER MEME TEXT", ""])
+    logits = expert(batch)
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    top = minilm.backbone.encoder.layer[5].output.dense.weight
+    assert top.grad is not None and torch.isfinite(top.grad).all()
+    assert minilm.backbone.encoder.layer[0].output.dense.weight.grad is None
+    minilm.freeze(0)
