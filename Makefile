@@ -18,8 +18,9 @@ setup: $(STAMP) tesseract  ## create .venv, install Python deps and tesseract wh
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || { echo "pip install failed" >&2; exit 1; }
+	@# pip's notes about unused local index folders are noise; its own exit status decides
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v '^WARNING: Location'; \
+	  test $${PIPESTATUS[0]} -eq 0 || { echo "pip install failed" >&2; exit 1; }
 	touch $(STAMP)
 
 tesseract:
