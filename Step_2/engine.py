@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -23,7 +24,7 @@ from scipy import ndimage
 class OcrSettings:
     """How images are cleaned and read; part of the OCR cache key."""
 
-    preprocess: str = "outlined_text"  # "outlined_text" (meme captions) or "none" (plain grayscale)
+    preprocess: Literal["outlined_text", "none"] = "outlined_text"  # meme captions, or plain grayscale
     white_min: int = 190  # a text pixel has R, G, B >= white_min ...
     white_spread: int = 45  # ... and max - min < white_spread
     dark_max: int = 110  # an outline pixel has max(R, G, B) <= dark_max
@@ -32,6 +33,14 @@ class OcrSettings:
     upscale: float = 1.0
     lang: str = "eng"
     psm: int = 6
+
+    def __post_init__(self) -> None:
+        if not 0 < self.upscale <= 8:
+            raise ValueError(f"upscale must be in (0, 8], got {self.upscale}")
+        if not 0 <= self.psm <= 13:
+            raise ValueError(f"psm must be a tesseract page segmentation mode 0-13, got {self.psm}")
+        if not 0 <= self.ring_dark_fraction <= 1:
+            raise ValueError("ring_dark_fraction must be in [0, 1]")
 
     def key(self, engine_version: str) -> str:
         """Hash of every setting plus the engine version, used with the image hash as cache key."""

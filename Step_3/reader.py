@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,16 +62,19 @@ def make_loader(shard_dir: str | Path, split: str, *, transform: Callable[[dict]
         raise FileNotFoundError(f"no shards for split '{split}' in {shard_dir}")
     stages = [wds.SimpleShardList(urls)]
     if shuffle:
-        stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed, epoch=epoch))
+        stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003, epoch=epoch))
     stages += [wds.split_by_worker, wds.tarfile_to_samples()]
     if shuffle:
-        stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed + 1, epoch=epoch))
+        stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed * 1_000_003 + 500_009,
+                                     epoch=epoch))
     if not raw:
         stages.append(wds.map(decode_sample if decode_images else _decode_without_image))
     stages += [wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
     pipeline = wds.DataPipeline(*stages)
     workers = min(num_workers, len(urls))
-    return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers,
+    # transforms are closures: fork them into workers (spawn would have to pickle them)
+    context = "fork" if workers and "fork" in multiprocessing.get_all_start_methods() else None
+    return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, multiprocessing_context=context,
                                        persistent_workers=False, prefetch_factor=4 if workers else None)
 
 

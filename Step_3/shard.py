@@ -26,7 +26,7 @@ from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, rea
 from core.params import check, load_params, section
 from Step_2.images import read_image
 from Step_2.phash import near_duplicate_pairs
-from Step_3.splits import SPLITS, assign_splits, link_groups
+from Step_3.splits import SPLITS, assign_splits, check_labelled, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
 from Step_3.taxonomy import UNLABELLED, TaxonomyConfig, build_taxonomy, map_label
 
@@ -122,8 +122,17 @@ def main() -> None:
     taxonomy = build_taxonomy(tax_cfg, params["prepare"]["sources"])
     rows, labels = build_samples(read_jsonl(args.manifest), read_jsonl(args.ocr), taxonomy, cfg)
     near = near_duplicate_pairs([r["phash"] for r in rows], cfg.near_duplicate_distance)
-    splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows, near))
+    components = link_groups(rows, near)
+    splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, components)
+    check_labelled(labels, splits, taxonomy["classes"])
+    largest = max(Counter(components).values())
+    if largest > 0.05 * len(rows):
+        print(f"warning: {largest} of {len(rows)} rows are linked into one group (identical/near-duplicate images or "
+              "one group value) and share a split; lower shard.near_duplicate_distance if that is unexpected")
     fields = read_json(args.schema)
+    if not fields["numeric"] and not fields["categorical"]:
+        # no source has metadata: one always-missing field keeps the tabular expert buildable; fusion masks it out
+        fields = {"numeric": ["no_tabular_fields"], "categorical": []}
     train_rows = [r for r, s in zip(rows, splits) if s == "train"]
     schema = fit_schema(fields["numeric"], fields["categorical"], train_rows)
     encoder = TabularEncoder(schema)
@@ -145,7 +154,7 @@ def main() -> None:
         write_json(tmp / "meta.json", meta)
     write_json(args.taxonomy_out, taxonomy)
     write_json(args.splits_out, {"seed": cfg.seed, "fractions": cfg.fractions, "counts": meta["counts"],
-                                 "near_duplicate_pairs": len(near),
+                                 "near_duplicate_pairs": len(near), "largest_linked_group": largest,
                                  "ids": {s: sorted(r["id"] for r, sp in zip(rows, splits) if sp == s) for s in SPLITS}})
     print(f"shard: {meta['sizes']} samples in {shard_counts} shards; classes {taxonomy['classes']}")
 

@@ -46,7 +46,11 @@ def link_groups(rows: list[dict], extra_links: list[tuple[int, int]] = ()) -> li
 
 def assign_splits(rows: list[dict], labels: list[int], fractions: dict[str, float], seed: int,
                   components: list[int]) -> list[str]:
-    """Split name per row. Official splits win; other components are dealt per (label, source) stratum."""
+    """Split name per row. Official splits win; other components are dealt per (label, source) stratum.
+
+    A linked group whose rows carry different official splits keeps them (rows without one follow the
+    group's first official split), unless two of its rows are byte-identical images: that is an error.
+    """
     members: dict[int, list[int]] = defaultdict(list)
     for i, comp in enumerate(components):
         members[comp].append(i)
@@ -55,12 +59,10 @@ def assign_splits(rows: list[dict], labels: list[int], fractions: dict[str, floa
     for comp, idx in sorted(members.items()):
         official = sorted({rows[i]["split"] for i in idx if rows[i].get("split")})
         if len(official) > 1:
-            ids = [rows[i]["id"] for i in idx][:4]
-            raise PipelineError(f"rows {ids} share an image or group but their official splits differ ({official}); "
-                                "fix the source split files or drop the duplicates")
+            _check_identical_across_splits(rows, idx)
         if official:
             for i in idx:
-                result[i] = official[0]
+                result[i] = rows[i].get("split") or official[0]
             continue
         first = idx[0]
         strata[(labels[first], rows[first]["source"])].append(comp)
@@ -78,3 +80,26 @@ def assign_splits(rows: list[dict], labels: list[int], fractions: dict[str, floa
             for i in members[comp]:
                 result[i] = split
     return result  # type: ignore[return-value]
+
+
+def _check_identical_across_splits(rows: list[dict], idx: list[int]) -> None:
+    by_hash: dict[str, set] = defaultdict(set)
+    for i in idx:
+        if rows[i].get("split"):
+            by_hash[rows[i]["sha256"]].add(rows[i]["split"])
+    for sha, splits in by_hash.items():
+        if len(splits) > 1:
+            ids = [rows[i]["id"] for i in idx if rows[i]["sha256"] == sha][:4]
+            raise PipelineError(f"rows {ids} are the same image but their official splits differ ({sorted(splits)}); "
+                                "fix the source split files or drop the duplicates")
+
+
+def check_labelled(labels: list[int], splits: list[str], classes: list[str]) -> None:
+    """Every split needs labelled rows of every class, or training / early stopping / metrics are meaningless."""
+    for split in SPLITS:
+        present = {y for y, s in zip(labels, splits) if s == split and y >= 0}
+        missing = [classes[c] for c in range(len(classes)) if c not in present]
+        if missing:
+            n = sum(1 for s in splits if s == split)
+            raise PipelineError(f"split '{split}' has {n} rows but no labelled example of {missing}; add labelled data "
+                                "for it (e.g. the dev/test files of an official split) or change shard.fractions")

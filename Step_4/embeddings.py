@@ -1,7 +1,7 @@
 """Embedding cache: each expert's features and logits for every sample, keyed by sample id.
 
 File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
-labels (N,), text_present / tabular_present (N,) and the ids (sorted) in the metadata.
+labels (N,), text_present / tabular_present (N,) and the ids (sorted) and modality in the metadata.
 Fusion over frozen experts reads these and never runs an encoder again.
 """
 from __future__ import annotations
@@ -51,7 +51,9 @@ def save_embeddings(path: Path, data: dict, modality: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
                "labels": data["labels"].contiguous(), **{k: data[k].to(torch.uint8).contiguous() for k in PRESENCE}}
-    save_file(tensors, str(path), metadata={"ids": json.dumps(data["ids"]), "modality": modality})
+    # one metadata key: safetensors writes several in hash order, which would change the bytes run to run
+    info = json.dumps({"ids": data["ids"], "modality": modality}, sort_keys=True)
+    save_file(tensors, str(path), metadata={"info": info})
 
 
 def load_embeddings(path: str | Path) -> dict:
@@ -65,7 +67,7 @@ def load_embeddings(path: str | Path) -> dict:
     data = load_file(str(path))
     for key in PRESENCE:
         data[key] = data[key].bool()
-    data["ids"] = json.loads(meta["ids"])
+    data["ids"] = json.loads(meta["info"])["ids"]
     return data
 
 

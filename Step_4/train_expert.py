@@ -86,7 +86,7 @@ def train_finetune(expert: Expert, cfg, shard_dir: Path, meta: dict, tabular: Ta
                  val_batches=lambda: _labelled_batches(shard_loader(shard_dir, "val", expert, tabular, train=False,
                                                                     batch_size=cfg.embed_batch_size, seed=0, epoch=0,
                                                                     num_workers=cfg.num_workers)),
-                 steps_per_epoch=math.ceil(meta["sizes"]["train"] / t.batch_size), cfg=t,
+                 steps_per_epoch=math.ceil(sum(class_counts(meta)) / t.batch_size), cfg=t,
                  class_counts=class_counts(meta), device=device, positive=meta["positive_index"], live=live,
                  desc=f"{expert.modality} finetune")
     data = {}

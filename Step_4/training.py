@@ -154,7 +154,7 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
                 if key != "epoch":
                     live.log_metric(key.replace("val_", "val/").replace("train_", "train/"), value)
             live.next_step()
-        if score > best_score:
+        if score > best_score or best_state is None:
             best_score, best_epoch, stale = score, epoch + 1, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:

@@ -59,5 +59,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         unknown = [m for m in self.modalities if m not in MODALITIES]
         check(not unknown, f"unknown modalities {unknown}; allowed: {list(MODALITIES)}")
+        check(len(set(self.modalities)) == len(self.modalities), f"modalities repeat: {self.modalities}")
+        self.modalities = [m for m in MODALITIES if m in self.modalities]  # one fixed order for masks and tokens
         check(len(self.modalities) >= 2, "fusion needs at least two modalities")
         check(0 <= self.modality_dropout < 1, "modality_dropout must be in [0, 1)")

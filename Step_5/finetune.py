@@ -56,6 +56,10 @@ class EndToEndFusion(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.fusion_inputs(batch))
 
+    def auxiliary_loss(self):
+        """The head's own regulariser (e.g. the gated router's balance term), if it has one."""
+        return self.head.auxiliary_loss() if hasattr(self.head, "auxiliary_loss") else 0.0
+
 
 def multimodal_inputs(experts: dict[str, Expert], modalities: list[str], *, train: bool, tabular: TabularEncoder):
     """(transform, collate) producing every modality's inputs plus the presence mask (B, M)."""
@@ -130,7 +134,7 @@ def finetune(model: EndToEndFusion, cfg: FinetuneConfig, train_cfg: TrainConfig,
     counts = [meta["counts"]["train"].get(c, 0) for c in meta["classes"]]
     result = fit(model, train_batches=lambda e: labelled(loader("train", True, e), True, e),
                  val_batches=lambda: labelled(loader("val", False), False),
-                 steps_per_epoch=math.ceil(meta["sizes"]["train"] / cfg.batch_size), cfg=tuned, class_counts=counts,
+                 steps_per_epoch=math.ceil(sum(counts) / cfg.batch_size), cfg=tuned, class_counts=counts,
                  device=device, positive=meta["positive_index"], live=live, desc="fusion finetune")
     scores = {s: predict(model, labelled(loader(s, False), False), device)[:2] for s in ("val", "test")}
     removal = {m: predict(model, labelled(loader("test", False), False, remove=m), device)[:2] for m in model.modalities}

@@ -13,11 +13,10 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from core.errors import PipelineError, run_cli
+from core.errors import run_cli
 from core.files import atomic_dir, clean_stale_temps, read_json, write_json
 from core.params import load_params, section
 from core.seed import pick_device, seed_everything

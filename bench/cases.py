@@ -1,7 +1,6 @@
 """The benchmark cases; each fills `results` (ratios, throughput, dvc)."""
 from __future__ import annotations
 
-import io
 import math
 import os
 import shutil
@@ -12,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from core.params import build

@@ -26,7 +26,7 @@ def tiny_pipeline(tmp_path_factory) -> dict:
     from Step_1.prepare import prepare
     from Step_2.cache import OcrCache
     from Step_2.ocr import OcrConfig, build_manifest, run_ocr
-    from Step_3.shard import ShardConfig, build_samples, write_shards
+    from Step_3.shard import ShardConfig, build_samples
     from Step_3.splits import assign_splits, link_groups
     from Step_3.taxonomy import TaxonomyConfig, build_taxonomy
     from core.files import read_jsonl, write_jsonl

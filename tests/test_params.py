@@ -58,3 +58,22 @@ def test_repository_params_load(repo_root):
                       (TabularModelConfig, "tabular_model"), (TabularPretrainConfig, "tabular_pretrain"),
                       (TabularExpertConfig, "tabular_expert"), (FusionConfig, "fusion")]:
         section(cls, name, params)
+
+
+def test_exponent_floats_and_fusion_modality_order():
+    from Step_5.config import FusionConfig
+
+    assert build(TrainConfig, {"lr": "1e-3"}, where="train").lr == 0.001
+    cfg = build(FusionConfig, {"modalities": ["tabular", "text"]}, where="fusion")
+    assert cfg.modalities == ["text", "tabular"]  # masks and tokens always follow one fixed order
+    with pytest.raises(PipelineError, match="modalities repeat"):
+        build(FusionConfig, {"modalities": ["text", "text", "vision"]}, where="fusion")
+
+
+def test_ocr_settings_are_checked():
+    from Step_2.engine import OcrSettings
+
+    with pytest.raises(PipelineError, match="not one of"):
+        build(OcrSettings, {"preprocess": "outlined"}, where="ocr.settings")
+    with pytest.raises(PipelineError, match="upscale must be"):
+        build(OcrSettings, {"upscale": 0}, where="ocr.settings")

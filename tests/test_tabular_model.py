@@ -232,3 +232,17 @@ def test_parameter_groups_match_rtdl_and_cover_tokens():
         assert id(p) in no_decay
     assert id(mfm.num_head_weight) not in no_decay
     assert sum(len(g["params"]) for g in groups) == len(list(mfm.parameters()))
+
+
+def test_sources_without_metadata_get_an_always_missing_placeholder():
+    """The shard stage's placeholder schema builds a model and marks every row's tabular modality absent."""
+    from Step_3.tabular import TabularEncoder, fit_schema
+
+    schema = fit_schema(["no_tabular_fields"], [], [{"tabular": {}}, {"tabular": {}}])
+    enc = TabularEncoder(schema)
+    x_num, missing, x_cat = enc.encode({})
+    assert enc.is_empty({}) and missing.tolist() == [1.0] and x_cat.shape == (0,)
+    model = FTTransformerEncoder(config=FTConfig(n_numeric=1, cardinalities=[], d_block=16, n_blocks=1,
+                                                 attention_n_heads=2))
+    out = model(torch.from_numpy(x_num)[None], torch.from_numpy(missing)[None], torch.from_numpy(x_cat)[None])
+    assert torch.isfinite(out).all()

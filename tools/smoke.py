@@ -31,6 +31,9 @@ def deep_merge(base: dict, overlay: dict) -> dict:
 
 def make_scratch(target: Path, profile: Path | None) -> None:
     """Fresh scratch repo at `target` (code copied, profile merged into params.yaml, DVC without git)."""
+    target = target.resolve()
+    if target == ROOT or ROOT.is_relative_to(target) or (target / ".git").exists():
+        raise RuntimeError(f"refusing to replace {target}: it holds the repository; pick a scratch folder")
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -84,7 +87,11 @@ def main() -> None:
     except RuntimeError as err:
         print(f"smoke run failed: {err}", file=sys.stderr)
         sys.exit(1)
-    print(f"smoke: whole DAG in {result['seconds']} s; second `dvc repro`:\n{result['second_run_output'].strip()}")
+    second = result["second_run_output"].strip()
+    print(f"smoke: whole DAG in {result['seconds']} s; second `dvc repro`:\n{second}")
+    if "Data and pipelines are up to date." not in second:
+        print("smoke run failed: the second `dvc repro` was not a no-op", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
