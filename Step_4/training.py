@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from core.errors import PipelineError
 from core.params import check
 from Step_4.metrics import classification_metrics
 
@@ -132,6 +133,9 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
             loss = loss_fn(model(batch), batch["label"], cfg, weights)
             if hasattr(model, "auxiliary_loss"):  # e.g. the gated router's load-balancing term
                 loss = loss + model.auxiliary_loss()
+            if not torch.isfinite(loss):
+                raise PipelineError(f"{desc}: training diverged (loss {loss.item()}) at epoch {epoch + 1}; "
+                                    "lower the learning rate or raise grad_clip")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -142,6 +146,9 @@ def fit(model: nn.Module, *, train_batches: Callable[[int], Iterable[dict]], val
             seen += len(batch["label"])
         train_time += time.perf_counter() - started
         labels, probs, _ = predict(model, val_batches(), device)
+        if not np.isfinite(probs).all():
+            raise PipelineError(f"{desc}: the model gives non-finite outputs on validation after epoch {epoch + 1}; "
+                                "lower the learning rate or raise grad_clip")
         val = classification_metrics(labels, probs, positive)
         score = val[cfg.early_stop_metric]
         score = -math.inf if math.isnan(score) else score
