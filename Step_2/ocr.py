@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +77,6 @@ def run_ocr(manifest: list[dict], cfg: OcrConfig, cache: OcrCache) -> tuple[list
             todo.setdefault(key, row["image"])
     started = time.perf_counter()
     if todo:
-        os.environ["OMP_THREAD_LIMIT"] = "1"  # one tesseract thread per process; parallelism comes from processes
         keys = list(todo)
         size = max(1, min(BATCH, len(keys) // cfg.workers))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]

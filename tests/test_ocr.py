@@ -77,3 +77,13 @@ def test_batched_ocr_equals_one_image_at_a_time():
     batched = read_texts(images, OcrSettings())
     assert batched == [read_text(image, OcrSettings()) for image in images]
     assert batched[1] == ("", -1.0) and "HEAD EMPTY" in batched[0][0]
+
+
+def test_ocr_leaves_the_process_environment_alone(tiny_pipeline, tmp_path, monkeypatch):
+    """OMP_THREAD_LIMIT=1 is for tesseract only: leaked into the parent it makes torch's CPU training produce NaN."""
+    import os
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    before = dict(os.environ)
+    run_ocr(tiny_pipeline["manifest"][:3], OcrConfig(), OcrCache(tmp_path / "c.jsonl"))
+    assert dict(os.environ) == before
