@@ -10,6 +10,7 @@ after adding images reads only the new ones.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -22,14 +23,14 @@ from core.files import read_jsonl, write_json, write_jsonl
 from core.params import check, section
 from Step_2.cache import OcrCache
 from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_texts
-from Step_2.images import BadImage, read_image
+from Step_2.images import DEFAULT_MAX_PIXELS, BadImage, read_image
 from Step_2.phash import phash
 
 
 @dataclass
 class OcrConfig:
     workers: int = 2
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_reject_fraction: float = 0.05
     settings: OcrSettings = field(default_factory=OcrSettings)
 
@@ -42,58 +43,90 @@ class OcrConfig:
 BATCH = 24  # images per tesseract run: amortises its model loading, still keeps all workers busy
 
 
-def _ocr_worker(args: tuple[list[str], OcrSettings, int]) -> list[tuple[str, float]]:
-    paths, settings, max_pixels = args
-    return read_texts([read_image(path, max_pixels)[1] for path in paths], settings)
+def manifest_row(record: dict, info, image_hash: str) -> dict:
+    return {
+        "id": record["id"], "image": record["image"], "source": record["source"], "sha256": info.sha256,
+        "phash": image_hash, "width": info.width, "height": info.height, "mode": info.mode, "format": info.format,
+        "needs_conversion": info.needs_conversion, "label": record["label"], "gold_text": record["text"],
+        "split": record["split"], "group": record["group"], "tabular": record["tabular"], "meta": record["meta"],
+    }
 
 
-def build_manifest(records: list[dict], max_pixels: int) -> tuple[list[dict], list[dict]]:
-    """Manifest rows for readable images, and rejected rows (id, image, reason) for the rest."""
-    manifest, rejected = [], []
-    for record in tqdm(records, desc="manifest", unit="img"):
+def _scan_worker(args: tuple[list[dict], list[bool], OcrSettings, int]) -> tuple[list, list, list]:
+    """Decode each image once: its manifest row (with pHash) or rejection, and OCR where asked."""
+    records, wanted, settings, max_pixels = args
+    rows, rejected, images, read_rows = [], [], [], []
+    for record, want in zip(records, wanted):
         try:
             _, rgb, info = read_image(record["image"], max_pixels)
         except BadImage as err:
-            rejected.append({"id": record["id"], "image": record["image"], "source": record["source"], "reason": str(err)})
+            rejected.append({"id": record["id"], "image": record["image"], "source": record["source"],
+                             "reason": str(err)})
             continue
-        manifest.append({
-            "id": record["id"], "image": record["image"], "source": record["source"], "sha256": info.sha256,
-            "phash": phash(rgb),
-            "width": info.width, "height": info.height, "mode": info.mode, "format": info.format,
-            "needs_conversion": info.needs_conversion, "label": record["label"], "gold_text": record["text"],
-            "split": record["split"], "group": record["group"], "tabular": record["tabular"], "meta": record["meta"],
-        })
+        rows.append(manifest_row(record, info, phash(rgb)))
+        if want:
+            images.append(rgb)
+            read_rows.append(rows[-1]["sha256"])
+    return rows, rejected, list(zip(read_rows, read_texts(images, settings) if images else []))
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def scan(records: list[dict], cfg: OcrConfig, cache: OcrCache | None) -> tuple[list[dict], list[dict], list[dict], dict]:
+    """One parallel pass over the images: manifest rows, rejected rows, OCR rows (cache first) and timing.
+
+    Each image is decoded once, for its facts, its pHash and (when not cached) OCR. Without a cache
+    only the manifest is built.
+    """
+    settings_key = cfg.settings.key(engine_version()) if cache is not None else ""
+    planned, wanted = set(), []
+    for record in records:
+        sha = _file_sha256(record["image"]) if cache is not None else None
+        key = OcrCache.key(sha, settings_key) if sha else None
+        want = key is not None and key not in planned and cache.get(key) is None
+        planned.add(key)
+        wanted.append(want)
+    size = max(1, min(BATCH, len(records) // cfg.workers))
+    jobs = [(records[i:i + size], wanted[i:i + size], cfg.settings, cfg.max_pixels) for i in range(0, len(records), size)]
+    manifest, rejected, version = [], [], engine_version() if cache is not None else ""
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(cfg.workers) as pool, \
+            tqdm(total=len(records), desc="read + ocr" if cache is not None else "manifest", unit="img") as bar:
+        for (chunk, _, _, _), (rows, bad, texts) in zip(jobs, pool.imap(_scan_worker, jobs)):
+            manifest += rows
+            rejected += bad
+            if texts:
+                cache.add_many([{"key": OcrCache.key(sha, settings_key), "text": text, "confidence": conf,
+                                 "engine": version} for sha, (text, conf) in texts])
+            bar.update(len(chunk))
+    seconds = time.perf_counter() - started
+    if cache is None:
+        return manifest, rejected, [], {}
+    new = sum(wanted)
+    rows = [ocr_row(row, cache.get(OcrCache.key(row["sha256"], settings_key))) for row in manifest]
+    timing = {"ocr_new_images": new, "ocr_cached_images": len(manifest) - new, "ocr_seconds": round(seconds, 2),
+              "images_per_s": round(new / seconds, 2) if new and seconds > 0 else None}
+    return manifest, rejected, rows, timing
+
+
+def ocr_row(row: dict, hit: dict) -> dict:
+    return {"id": row["id"], "text": hit["text"], "confidence": hit["confidence"], "engine": hit["engine"]}
+
+
+def build_manifest(records: list[dict], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[dict], list[dict]]:
+    """Manifest rows for readable images, and rejected rows (id, image, reason) for the rest."""
+    manifest, rejected, _, _ = scan(records, OcrConfig(max_pixels=max_pixels), None)
     return manifest, rejected
 
 
 def run_ocr(manifest: list[dict], cfg: OcrConfig, cache: OcrCache) -> tuple[list[dict], dict]:
-    """OCR every manifest row (cache first, then new images in parallel); returns rows and timing."""
-    version = engine_version()
-    settings_key = cfg.settings.key(version)
-    todo = {}
-    for row in manifest:
-        key = OcrCache.key(row["sha256"], settings_key)
-        if cache.get(key) is None:
-            todo.setdefault(key, row["image"])
-    started = time.perf_counter()
-    if todo:
-        keys = list(todo)
-        size = max(1, min(BATCH, len(keys) // cfg.workers))
-        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        jobs = [([todo[k] for k in chunk], cfg.settings, cfg.max_pixels) for chunk in chunks]
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(cfg.workers) as pool, tqdm(total=len(keys), desc="ocr", unit="img") as bar:
-            for chunk, texts in zip(chunks, pool.imap(_ocr_worker, jobs)):
-                cache.add_many([{"key": key, "text": text, "confidence": conf, "engine": version}
-                                for key, (text, conf) in zip(chunk, texts)])
-                bar.update(len(chunk))
-    seconds = time.perf_counter() - started
-    rows = []
-    for row in manifest:
-        hit = cache.get(OcrCache.key(row["sha256"], settings_key))
-        rows.append({"id": row["id"], "text": hit["text"], "confidence": hit["confidence"], "engine": hit["engine"]})
-    timing = {"ocr_new_images": len(todo), "ocr_cached_images": len(manifest) - len(todo), "ocr_seconds": round(seconds, 2),
-              "images_per_s": round(len(todo) / seconds, 2) if todo and seconds > 0 else None}
+    """OCR rows for existing manifest rows (what the cache lacks is read in parallel), and timing."""
+    _, _, rows, timing = scan([{**row, "text": row["gold_text"]} for row in manifest], cfg, cache)
     return rows, timing
 
 
@@ -130,7 +163,8 @@ def main() -> None:
     if not Path(args.records).is_file():
         raise PipelineError(f"{args.records} not found; run the prepare stage first (dvc repro prepare)")
     records = read_jsonl(args.records)
-    manifest, rejected = build_manifest(records, cfg.max_pixels)
+    cache = OcrCache(args.cache)
+    manifest, rejected, ocr_rows, timing = scan(records, cfg, cache)
     index_file = Path(args.records).with_name("rejected.jsonl")
     index_rejected = read_jsonl(index_file) if index_file.is_file() else []
     rejected = index_rejected + rejected
@@ -139,7 +173,6 @@ def main() -> None:
         first = "; ".join(f"{r['image']}: {r['reason']}" for r in rejected[:5])
         raise PipelineError(f"{len(rejected)} of {len(records) + len(index_rejected)} memes are unusable ({fraction:.1%} > "
                             f"ocr.max_reject_fraction={cfg.max_reject_fraction}); first: {first}")
-    ocr_rows, timing = run_ocr(manifest, cfg, OcrCache(args.cache))
     metrics = {**ocr_metrics(manifest, ocr_rows), **timing, "images": len(manifest), "rejected": len(rejected)}
     write_jsonl(args.manifest, manifest)
     write_jsonl(args.ocr, ocr_rows)

@@ -1,82 +1,167 @@
-"""Read the shards back: a WebDataset pipeline of decoded samples, batched into a torch DataLoader."""
+"""Read the shards back: shard lists from a folder, brace patterns or URLs, and persistent loaders per split.
+
+`--shards` may be a local folder (data/shards), a URL prefix (https://host/shards, s3 via `pipe:`)
+or anything `webdataset.gopen` opens; meta.json is read from the same place. meta.json names each
+split's shards as a brace pattern (train-{000000..000004}.tar) and their sizes, so remote reads
+need no listing and steps per epoch are exact for any number of workers.
+"""
 from __future__ import annotations
 
+import io
 import json
+import math
 import multiprocessing
+import tarfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+import braceexpand
 import webdataset as wds
+
+from core.errors import PipelineError
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
 
-def shard_urls(shard_dir: str | Path, split: str) -> list[str]:
-    """Sorted shard paths of one split."""
-    urls = sorted(str(p) for p in (Path(shard_dir) / split).glob("*.tar"))
-    return urls
+def is_url(location: str) -> bool:
+    return "://" in location or location.startswith("pipe:")
 
 
-def read_meta(shard_dir: str | Path) -> dict:
-    return json.loads((Path(shard_dir) / "meta.json").read_text(encoding="utf-8"))
+def join(root: str | Path, name: str) -> str:
+    root = str(root)
+    return f"{root.rstrip('/')}/{name}" if is_url(root) else str(Path(root) / name)
+
+
+def read_meta(root: str | Path) -> dict:
+    """The shard set's meta.json (counts, classes, tabular schema, shard names and sizes)."""
+    location = join(root, "meta.json")
+    try:
+        if is_url(str(root)):
+            with wds.gopen(location, "rb") as stream:
+                return json.loads(stream.read().decode("utf-8"))
+        return json.loads(Path(location).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{location} not found; run the shard stage first (dvc repro shard)") from None
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"cannot read {location}: {err}") from None
+
+
+def class_counts(meta: dict) -> list[int]:
+    """Labelled training examples per class, in class-id order."""
+    return [meta["counts"]["train"].get(c, 0) for c in meta["classes"]]
+
+
+def shard_urls(root: str | Path, split: str, meta: dict | None = None) -> list[str]:
+    """The split's shard paths or URLs: meta.json's brace pattern when it has one, else a folder listing."""
+    pattern = (meta or {}).get("files", {}).get(split)
+    if pattern:
+        return [join(root, name) for name in braceexpand.braceexpand(pattern)]
+    if is_url(str(root)):
+        raise PipelineError(f"{join(root, 'meta.json')} names no shards for split '{split}'")
+    return sorted(str(p) for p in (Path(root) / split).glob("*.tar"))
+
+
+def shard_sizes(urls: list[str], meta: dict | None, split: str) -> list[int]:
+    """Samples per shard: from meta.json, else counted from the local tar headers."""
+    sizes = (meta or {}).get("shard_sizes", {}).get(split)
+    if sizes is not None and len(sizes) == len(urls):
+        return list(sizes)
+    counts = []
+    for url in urls:
+        with tarfile.open(url) as tar:
+            counts.append(len({m.name.split(".", 1)[0] for m in tar.getmembers() if m.isfile()}))
+    return counts
+
+
+def steps_per_epoch(sizes: list[int], batch_size: int, workers: int) -> int:
+    """Batches per epoch when worker w reads shards w, w+W, ... and yields its last batch partial."""
+    workers = max(1, workers)
+    return sum(math.ceil(sum(sizes[w::workers]) / batch_size) for w in range(workers))
 
 
 def decode_sample(sample: dict) -> dict:
     """Raw tar members → {'id', 'image' (PIL RGB), 'text', 'meta' (json dict)}."""
     from PIL import Image
-    import io
 
     key = next((k for k in IMAGE_KEYS if k in sample), None)
     if key is None:
         raise ValueError(f"sample {sample.get('__key__')} in {sample.get('__url__')} has no image member")
-    image = Image.open(io.BytesIO(sample[key])).convert("RGB")
-    meta = json.loads(sample["json"])
-    return {"id": sample["__key__"], "image": image, "text": sample["txt"].decode("utf-8"), "meta": meta}
+    return {**decode_without_image(sample), "image": Image.open(io.BytesIO(sample[key])).convert("RGB")}
 
 
-def iter_samples(shard_dir: str | Path, split: str, decode_images: bool = True) -> Iterator[dict]:
-    """Every sample of a split in shard order, in this process (no workers, no shuffling)."""
-    pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(shard_dir, split)), wds.tarfile_to_samples())
-    for sample in pipeline:
-        if decode_images:
-            yield decode_sample(sample)
-        else:
-            yield {"id": sample["__key__"], "text": sample["txt"].decode("utf-8"), "meta": json.loads(sample["json"])}
-
-
-def make_loader(shard_dir: str | Path, split: str, *, transform: Callable[[dict], dict], collate: Callable,
-                batch_size: int, shuffle: bool, seed: int, epoch: int = 0, num_workers: int = 0,
-                shuffle_buffer: int = 1000, decode_images: bool = True, raw: bool = False):
-    """A DataLoader over one split: optional seeded shard + sample shuffling, decode, transform, batch.
-
-    Args:
-        transform: maps a decoded sample dict (or, with raw=True, the tar members as bytes) to the
-            model's per-sample inputs.
-        collate: maps a list of transformed samples to a batch.
-        epoch: mixed into the shuffle seed so each epoch sees a different, reproducible order.
-    """
-    import torch
-
-    urls = shard_urls(shard_dir, split)
-    if not urls:
-        raise FileNotFoundError(f"no shards for split '{split}' in {shard_dir}")
-    stages = [wds.SimpleShardList(urls)]
-    if shuffle:
-        stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003, epoch=epoch))
-    stages += [wds.split_by_worker, wds.tarfile_to_samples()]
-    if shuffle:
-        stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed * 1_000_003 + 500_009,
-                                     epoch=epoch))
-    if not raw:
-        stages.append(wds.map(decode_sample if decode_images else _decode_without_image))
-    stages += [wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
-    pipeline = wds.DataPipeline(*stages)
-    workers = min(num_workers, len(urls))
-    # transforms are closures: fork them into workers (spawn would have to pickle them)
-    context = "fork" if workers and "fork" in multiprocessing.get_all_start_methods() else None
-    return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, multiprocessing_context=context,
-                                       persistent_workers=False, prefetch_factor=4 if workers else None)
-
-
-def _decode_without_image(sample: dict) -> dict:
+def decode_without_image(sample: dict) -> dict:
     return {"id": sample["__key__"], "text": sample["txt"].decode("utf-8"), "meta": json.loads(sample["json"])}
+
+
+def iter_samples(root: str | Path, split: str, decode_images: bool = True, meta: dict | None = None) -> Iterator[dict]:
+    """Every sample of a split in shard order, in this process (no workers, no shuffling)."""
+    pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(root, split, meta)), wds.tarfile_to_samples())
+    decode = decode_sample if decode_images else decode_without_image
+    for sample in pipeline:
+        yield decode(sample)
+
+
+class SplitLoader:
+    """One split as a persistent torch DataLoader: iterate it once per epoch; len() is the exact batch count.
+
+    Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
+    order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
+    shard order. Partial batches are kept.
+    """
+
+    def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
+                 batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, shuffle_buffer: int = 1000,
+                 decode_images: bool = True, raw: bool = False, pin_memory: bool = False):
+        import torch
+
+        if not urls:
+            raise PipelineError("no shards to read")
+        self.workers = min(num_workers, len(urls))
+        stages = [wds.SimpleShardList(urls), wds.split_by_worker]
+        if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
+            stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
+        stages.append(wds.tarfile_to_samples())
+        if shuffle:
+            stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer,
+                                         seed=seed * 1_000_003 + 500_009))
+        if not raw:
+            stages.append(wds.map(decode_sample if decode_images else decode_without_image))
+        stages += [wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
+        # transforms are closures: fork them into workers (spawn would have to pickle them)
+        context = "fork" if self.workers and "fork" in multiprocessing.get_all_start_methods() else None
+        self.loader = torch.utils.data.DataLoader(
+            wds.DataPipeline(*stages), batch_size=None, num_workers=self.workers, multiprocessing_context=context,
+            persistent_workers=self.workers > 0, prefetch_factor=4 if self.workers else None, pin_memory=pin_memory)
+        self.steps = steps_per_epoch(sizes, batch_size, self.workers)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+class ShardReader:
+    """The shard set at `root` (folder or URL prefix) and its meta.json."""
+
+    def __init__(self, root: str | Path, meta: dict | None = None):
+        self.root = str(root)
+        self.meta = meta if meta is not None else read_meta(root)
+
+    def urls(self, split: str) -> list[str]:
+        urls = shard_urls(self.root, split, self.meta)
+        if not urls:
+            raise PipelineError(f"no shards for split '{split}' in {self.root}; rerun the shard stage")
+        return urls
+
+    def samples(self, split: str, decode_images: bool = True) -> Iterator[dict]:
+        return iter_samples(self.root, split, decode_images, self.meta)
+
+    def loader(self, split: str, *, transform: Callable[[dict], dict], collate: Callable, batch_size: int,
+               shuffle: bool = False, seed: int = 0, num_workers: int = 0, decode_images: bool = True,
+               device: str = "cpu", **options) -> SplitLoader:
+        """A persistent loader over one split; pinned memory when the batches go to a CUDA device."""
+        urls = self.urls(split)
+        return SplitLoader(urls, shard_sizes(urls, self.meta, split), transform=transform, collate=collate,
+                           batch_size=batch_size, shuffle=shuffle, seed=seed, num_workers=num_workers,
+                           decode_images=decode_images, pin_memory=str(device).startswith("cuda"), **options)

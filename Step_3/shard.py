@@ -10,6 +10,8 @@ label, tabular fields, source, OCR confidence, gold text).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import io
 import math
 import random
@@ -23,8 +25,10 @@ from tqdm import tqdm
 
 from core.errors import PipelineError, run_cli
 from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, read_jsonl, write_json
-from core.params import check, load_params, section
+from core.params import check, section
+from Step_1.config import PrepareConfig
 from Step_2.images import read_image
+from Step_2.ocr import OcrConfig
 from Step_2.phash import near_duplicate_pairs
 from Step_3.splits import SPLITS, assign_splits, check_labelled, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
@@ -52,10 +56,15 @@ IMAGE_EXT = {"JPEG": "jpg", "PNG": "png"}
 
 
 def image_payload(row: dict, max_pixels: int) -> tuple[str, bytes]:
-    """(extension, bytes) stored in the shard: original bytes when plain, else normalised PNG."""
-    data, rgb, info = read_image(row["image"], max_pixels)
-    if not info.needs_conversion:
-        return IMAGE_EXT[info.format], data
+    """(extension, bytes) stored in the shard: the original bytes when the OCR stage found them plain (no
+    second decode), else the normalised PNG. Fails when the file changed since the OCR stage read it."""
+    data = Path(row["image"]).read_bytes() if Path(row["image"]).is_file() else b""
+    if hashlib.sha256(data).hexdigest() != row["sha256"]:
+        raise PipelineError(f"{row['image']} changed or vanished since the ocr stage read it (id '{row['id']}'); "
+                            "rerun the pipeline (dvc repro)")
+    if not row["needs_conversion"]:
+        return IMAGE_EXT[row["format"]], data
+    _, rgb, _ = read_image(row["image"], max_pixels)
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
     return "png", buffer.getvalue()
@@ -76,11 +85,11 @@ def build_samples(manifest: list[dict], ocr: list[dict], taxonomy: dict, cfg: Sh
 
 
 def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Path, cfg: ShardConfig,
-                 max_pixels: int) -> dict[str, int]:
-    """Write every split's shards into `out` (an empty folder); returns shard counts per split."""
+                 max_pixels: int) -> dict[str, list[int]]:
+    """Write every split's shards into `out` (an empty folder); returns the samples per shard of each split."""
     order = sorted(range(len(rows)), key=lambda i: rows[i]["id"])
     random.Random(cfg.seed).shuffle(order)  # mixed shards, same order every run
-    shard_counts = {}
+    shard_sizes = {}
     for split in SPLITS:
         (out / split).mkdir(parents=True)
         members = [i for i in order if splits[i] == split]
@@ -93,11 +102,16 @@ def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Pa
                           "ocr_confidence": row["ocr_confidence"], "gold_text": row["gold_text"], "split": split}
                 sink.write({"__key__": row["id"], ext: payload, "txt": row["text"].encode("utf-8"),
                             "json": dumps_json(record).encode("utf-8")})
-            shard_counts[split] = sink.shard if members else 0
+        shard_sizes[split] = [min(cfg.maxcount, len(members) - start) for start in range(0, len(members), cfg.maxcount)]
         if not members:
             for empty in (out / split).glob("*.tar"):
                 empty.unlink()
-    return shard_counts
+    return shard_sizes
+
+
+def shard_pattern(split: str, n_shards: int) -> str:
+    """The brace pattern naming a split's shards relative to the shard folder ('' when there are none)."""
+    return f"{split}/{split}-{{000000..{n_shards - 1:06d}}}.tar" if n_shards else ""
 
 
 def main() -> None:
@@ -113,13 +127,13 @@ def main() -> None:
     args = parser.parse_args()
     cfg = section(ShardConfig, "shard", args.params)
     tax_cfg = section(TaxonomyConfig, "taxonomy", args.params)
-    params = load_params(args.params)
-    max_pixels = params.get("ocr", {}).get("max_pixels", 40_000_000)
+    sources = section(PrepareConfig, "prepare", args.params).sources
+    max_pixels = section(OcrConfig, "ocr", args.params).max_pixels
     for path in (args.manifest, args.ocr, args.schema):
         if not Path(path).is_file():
             raise PipelineError(f"{path} not found; run the earlier stages first (dvc repro ocr)")
 
-    taxonomy = build_taxonomy(tax_cfg, params["prepare"]["sources"])
+    taxonomy = build_taxonomy(tax_cfg, [dataclasses.asdict(s) for s in sources])
     rows, labels = build_samples(read_jsonl(args.manifest), read_jsonl(args.ocr), taxonomy, cfg)
     near = near_duplicate_pairs([r["phash"] for r in rows], cfg.near_duplicate_distance)
     components = link_groups(rows, near)
@@ -139,13 +153,15 @@ def main() -> None:
 
     clean_stale_temps(Path(args.out).parent, Path(args.out).name)
     with atomic_dir(args.out) as tmp:
-        shard_counts = write_shards(rows, labels, splits, tmp, cfg, max_pixels)
+        sizes = write_shards(rows, labels, splits, tmp, cfg, max_pixels)
+        shard_counts = {s: len(n) for s, n in sizes.items()}
         counts = {s: Counter() for s in SPLITS}
         for label, split in zip(labels, splits):
             counts[split]["unlabelled" if label == UNLABELLED else taxonomy["classes"][label]] += 1
         meta = {
             "classes": taxonomy["classes"], "positive_index": taxonomy["positive_index"],
-            "text_source": cfg.text_source, "shards": shard_counts,
+            "text_source": cfg.text_source, "shards": shard_counts, "shard_sizes": sizes,
+            "files": {s: shard_pattern(s, n) for s, n in shard_counts.items()},
             "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
             "sizes": {s: sum(c.values()) for s, c in counts.items()},
             "sources": sorted({r["source"] for r in rows}),

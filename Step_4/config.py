@@ -1,40 +1,43 @@
-"""params.yaml sections of Step 4 as dataclasses."""
+"""params.yaml sections of Step 4 as dataclasses (no runtime code: importing this module is cheap)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
 from core.params import check
-from Step_4.training import TrainConfig
 
 
 @dataclass
-class TextExpertConfig:
-    model: str = "bundled:all-minilm-l6-v2"  # 'bundled:<name>', a local folder, or a hub id
-    pooling: Literal["mean", "cls"] = "mean"
-    max_length: int = 48
-    mode: Literal["frozen", "finetune"] = "frozen"
-    trainable_layers: int = 2  # finetune: top transformer layers to train (-1: all)
-    head_hidden: int = 256
-    dropout: float = 0.2
-    embed_batch_size: int = 128
-    num_workers: int = 0
-    device: str = "auto"
-    train: TrainConfig = field(default_factory=TrainConfig)
+class TrainConfig:
+    """How the engine trains a model: optimiser, schedule, loss and early stopping."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    loss: Literal["weighted_ce", "ce", "focal"] = "weighted_ce"
+    focal_gamma: float = 2.0
+    grad_clip: float = 1.0
+    early_stop_metric: Literal["macro_f1", "auroc"] = "auroc"
+    patience: int = 5
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        check(8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}")
-        check(self.trainable_layers >= -1, "trainable_layers must be >= -1")
-        check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
-        check(self.head_hidden >= 1 and self.embed_batch_size >= 1 and self.num_workers >= 0, "sizes must be positive")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
+        check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
+        check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
 
 
 @dataclass
-class VisionExpertConfig:
-    model: str = "tf_efficientnet_lite0"  # any timm model name
-    weights: str = "bundled"  # bundled | hub | none | path to a weights file
-    mode: Literal["frozen", "finetune"] = "frozen"
-    trainable_blocks: int = 1  # finetune: last backbone stages to train (-1: all)
+class ShardExpertConfig:
+    """What every expert trained from the shards shares (text, vision, and any new modality)."""
+
+    mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features + head; finetune: top layers too
     head_hidden: int = 256
     dropout: float = 0.2
     embed_batch_size: int = 64
@@ -42,10 +45,44 @@ class VisionExpertConfig:
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    @property
+    def trainable(self) -> int:
+        """Top layer groups of the encoder that fine-tuning trains (-1: all)."""
+        raise NotImplementedError
+
     def __post_init__(self) -> None:
-        check(self.trainable_blocks >= -1, "trainable_blocks must be >= -1")
+        check(self.trainable >= -1, "the number of trainable layers must be >= -1")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         check(self.head_hidden >= 1 and self.embed_batch_size >= 1 and self.num_workers >= 0, "sizes must be positive")
+
+
+@dataclass
+class TextExpertConfig(ShardExpertConfig):
+    model: str = "bundled:all-minilm-l6-v2"  # 'bundled:<name>', a local folder, or a hub id
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = 48
+    trainable_layers: int = 2  # finetune: top transformer layers to train (-1: all)
+    layer_path: str = "auto"  # dotted path of the model's layer list (e.g. encoder.layer); auto: found by size
+    embed_batch_size: int = 128
+
+    @property
+    def trainable(self) -> int:
+        return self.trainable_layers
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}")
+
+
+@dataclass
+class VisionExpertConfig(ShardExpertConfig):
+    model: str = "tf_efficientnet_lite0"  # any timm model name
+    weights: str = "bundled"  # bundled | hub | none | path to a weights file
+    trainable_blocks: int = 1  # finetune: top layer groups (timm group_matcher stages) to train (-1: all)
+
+    @property
+    def trainable(self) -> int:
+        return self.trainable_blocks
 
 
 @dataclass
@@ -74,6 +111,11 @@ class TabularPretrainConfig:
     seed: int = 0
     device: str = "auto"
 
+    def train_config(self) -> TrainConfig:
+        """The engine's settings for pretraining: 5 % warm-up, clipping at 1, the best epoch kept, no early stop."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                           warmup_fraction=0.05, grad_clip=1.0, patience=self.epochs, seed=self.seed)
+
     def __post_init__(self) -> None:
         check(0 < self.mask_fraction < 1, f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
         check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "epochs, batch_size, lr must be positive")
@@ -86,6 +128,7 @@ class TabularExpertConfig:
     dropout: float = 0.1
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
+    model: TabularModelConfig = field(default_factory=TabularModelConfig, metadata={"section": "tabular_model"})
 
     def __post_init__(self) -> None:
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")

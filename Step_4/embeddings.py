@@ -1,7 +1,7 @@
 """Embedding cache: each expert's features and logits for every sample, keyed by sample id.
 
 File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
-labels (N,), text_present / tabular_present (N,) and the ids (sorted) and modality in the metadata.
+labels (N,), present (N,: the modality is there) and the ids (sorted) and modality in the metadata.
 Fusion over frozen experts reads these and never runs an encoder again.
 """
 from __future__ import annotations
@@ -16,17 +16,14 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from core.errors import PipelineError
-from Step_4.training import to_device
-
-PRESENCE = ("text_present", "tabular_present")
+from Step_4.engine import to_device
 
 
 @torch.no_grad()
 def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
     """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
     expert.eval().to(device)
-    ids, feats, logits, labels = [], [], [], []
-    presence = {k: [] for k in PRESENCE}
+    ids, feats, logits, labels, present = [], [], [], [], []
     started, count = time.perf_counter(), 0
     for batch in tqdm(batches, total=total, desc=desc, unit="batch", leave=False):
         batch = to_device(batch, device)
@@ -34,15 +31,14 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
         feats.append(f.float().cpu())
         logits.append(expert.forward_head(f).float().cpu())
         labels.append(batch["label"].cpu())
-        for key in PRESENCE:
-            presence[key].append(batch[key].cpu())
+        present.append(batch[f"{expert.modality}_present"].cpu())
         ids += list(batch["id"])
         count += len(batch["id"])
     seconds = time.perf_counter() - started
     order = sorted(range(len(ids)), key=ids.__getitem__)
     index = torch.tensor(order, dtype=torch.long)
     data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],
-            "labels": torch.cat(labels)[index], **{k: torch.cat(v)[index].bool() for k, v in presence.items()}}
+            "labels": torch.cat(labels)[index], "present": torch.cat(present)[index].bool()}
     data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
     return data
 
@@ -50,7 +46,7 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
 def save_embeddings(path: Path, data: dict, modality: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
-               "labels": data["labels"].contiguous(), **{k: data[k].to(torch.uint8).contiguous() for k in PRESENCE}}
+               "labels": data["labels"].contiguous(), "present": data["present"].to(torch.uint8).contiguous()}
     # one metadata key: safetensors writes several in hash order, which would change the bytes run to run
     info = json.dumps({"ids": data["ids"], "modality": modality}, sort_keys=True)
     save_file(tensors, str(path), metadata={"info": info})
@@ -65,16 +61,15 @@ def load_embeddings(path: str | Path) -> dict:
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()
     data = load_file(str(path))
-    for key in PRESENCE:
-        data[key] = data[key].bool()
+    data["present"] = data["present"].bool()
     data["ids"] = json.loads(meta["info"])["ids"]
     return data
 
 
 def tensor_batches(tensors: dict[str, torch.Tensor], batch_size: int, *, shuffle: bool, seed: int = 0,
                    epoch: int = 0) -> Iterator[dict]:
-    """Mini-batches over aligned tensors (first dim N); seeded per-epoch shuffling."""
-    n = len(next(iter(tensors.values())))
+    """Mini-batches over aligned tensors or lists (first dim N); seeded per-epoch shuffling."""
+    n = len(next(v for v in tensors.values() if torch.is_tensor(v)))
     if shuffle:
         gen = torch.Generator().manual_seed(seed * 1000003 + epoch)
         order = torch.randperm(n, generator=gen)
@@ -82,4 +77,4 @@ def tensor_batches(tensors: dict[str, torch.Tensor], batch_size: int, *, shuffle
         order = torch.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        yield {k: v[idx] for k, v in tensors.items()}
+        yield {k: (v[idx] if torch.is_tensor(v) else [v[i] for i in idx.tolist()]) for k, v in tensors.items()}

@@ -1,46 +1,42 @@
-"""Per-modality model inputs: a decoded shard sample → tensors, and the batch collation."""
+"""Model inputs from shard samples: every expert's own inputs, the shared fields and the presence mask."""
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 
-from Step_3.tabular import TabularEncoder
 
+def expert_inputs(encoders: dict[str, torch.nn.Module], *, train: bool, meta: dict) -> tuple[Callable, Callable]:
+    """(transform, collate) making one batch with the inputs of every given encoder (by modality).
 
-def sample_fields(sample: dict) -> dict:
-    """Fields every modality keeps: id, label, and whether text / tabular values are present."""
-    return {"id": sample["id"], "label": int(sample["meta"]["label"]),
-            "text_present": bool(sample["text"].strip()), "tabular": sample["meta"].get("tabular") or {}}
-
-
-def make_inputs(modality: str, encoder, *, train: bool, tabular: TabularEncoder) -> tuple[Callable, Callable]:
-    """(transform, collate) for a modality. `encoder` supplies the tokenizer or image transform."""
-    image_transform = encoder.transform(train) if modality == "vision" else None
+    A batch holds 'id' (list), 'label' (B,), each encoder's inputs and its '<modality>_present' flags (B,).
+    """
+    parts = {m: encoder.inputs(train=train, meta=meta) for m, encoder in encoders.items()}
 
     def transform(sample: dict) -> dict:
-        out = sample_fields(sample)
-        out["tabular_present"] = not tabular.is_empty(out["tabular"])
-        if modality == "text":
-            out["text"] = sample["text"]
-        elif modality == "vision":
-            out["image"] = image_transform(sample["image"])
-        else:
-            out["x_num"], out["missing"], out["x_cat"] = tabular.encode(out["tabular"])
+        out = {"id": sample["id"], "label": int(sample["meta"]["label"])}
+        for m, (to_inputs, _) in parts.items():
+            out[m] = to_inputs(sample)
         return out
 
     def collate(rows: list[dict]) -> dict:
-        batch = {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows], dtype=torch.long),
-                 "text_present": torch.tensor([r["text_present"] for r in rows]),
-                 "tabular_present": torch.tensor([r["tabular_present"] for r in rows])}
-        if modality == "text":
-            batch.update(encoder.tokenize([r["text"] for r in rows]))
-        elif modality == "vision":
-            batch["image"] = torch.stack([r["image"] for r in rows])
-        else:
-            for key in ("x_num", "missing", "x_cat"):
-                batch[key] = torch.from_numpy(np.stack([r[key] for r in rows]))
+        batch = {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
+        for m, (_, collate_one) in parts.items():
+            batch.update(collate_one([r[m] for r in rows]))
         return batch
 
     return transform, collate
+
+
+def shard_batches(reader, encoders: dict[str, torch.nn.Module], split: str, *, train: bool, batch_size: int,
+                  seed: int = 0, num_workers: int = 0, device: str = "cpu"):
+    """A persistent loader of one split with the inputs of the given encoders (shuffled and augmented when train)."""
+    transform, collate = expert_inputs(encoders, train=train, meta=reader.meta)
+    return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size, shuffle=train, seed=seed,
+                         num_workers=num_workers, device=device,
+                         decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()))
+
+
+def presence_mask(batch: dict, modalities: list[str]) -> torch.Tensor:
+    """(B, M) bool: True where the modality is present, in the given order."""
+    return torch.stack([batch[f"{m}_present"].bool() for m in modalities], dim=1)

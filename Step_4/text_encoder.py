@@ -46,17 +46,33 @@ def _load(loader, source: str, what: str):
         raise PipelineError(f"cannot load the {what} of text model {source!r}: {err}. {hint}") from None
 
 
+def find_layers(backbone: nn.Module, layer_path: str = "auto") -> nn.ModuleList:
+    """The model's list of transformer layers: at `layer_path` (dotted, e.g. 'encoder.layer'), or with 'auto'
+    the ModuleList whose length is the config's num_hidden_layers (BERT, RoBERTa, DistilBERT, GPT-2, ...)."""
+    if layer_path != "auto":
+        layers = dict(backbone.named_modules()).get(layer_path)
+        if not isinstance(layers, nn.ModuleList):
+            raise PipelineError(f"text model {type(backbone).__name__} has no list of layers at layer_path {layer_path!r}")
+        return layers
+    depth = getattr(backbone.config, "num_hidden_layers", None)
+    lists = [(name, m) for name, m in backbone.named_modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
+    if not lists:
+        raise PipelineError(f"cannot find the transformer layers of {type(backbone).__name__}; "
+                            "set text_expert.layer_path (e.g. encoder.layer)")
+    return min(lists, key=lambda item: item[0].count("."))[1]
+
+
 class TextEncoder(nn.Module):
     """Tokenised text (B, L) → pooled sentence features (B, out_dim)."""
 
     def __init__(self, *, model: str = "bundled:all-minilm-l6-v2", pooling: str = "mean", max_length: int = 64,
-                 pretrained: bool = True):
+                 pretrained: bool = True, layer_path: str = "auto"):
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if pooling not in ("mean", "cls"):
             raise PipelineError(f"text pooling must be 'mean' or 'cls', got {pooling!r}")
-        self.model_name, self.pooling, self.max_length = model, pooling, max_length
+        self.model_name, self.pooling, self.max_length, self.layer_path = model, pooling, max_length, layer_path
         source = resolve_text_model(model)
         self.tokenizer = _load(AutoTokenizer, source, "tokenizer")
         if pretrained:
@@ -70,6 +86,21 @@ class TextEncoder(nn.Module):
         enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
+    def inputs(self, *, train: bool, meta: dict) -> tuple[Callable, Callable]:
+        """(sample -> text, texts -> tokenised batch with 'text_present')."""
+
+        def transform(sample: dict) -> str:
+            return sample["text"]
+
+        def collate(texts: list[str]) -> dict:
+            present = torch.tensor([bool(t.strip()) for t in texts])
+            return {**self.tokenize(texts), "text_present": present}
+
+        return transform, collate
+
+    def features(self, batch: dict) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"])
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, D)
         if self.pooling == "cls":
@@ -82,15 +113,32 @@ class TextEncoder(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad = trainable_layers == -1
         if trainable_layers > 0:
-            layers = self.backbone.encoder.layer
+            layers = find_layers(self.backbone, self.layer_path)
+            if trainable_layers > len(layers):
+                raise PipelineError(f"trainable_layers={trainable_layers} but the text model has {len(layers)} layers")
             for layer in layers[len(layers) - trainable_layers:]:
                 for p in layer.parameters():
                     p.requires_grad = True
 
-    def config(self) -> dict:
-        return {"model": self.model_name, "pooling": self.pooling, "max_length": self.max_length}
+    def to_config(self) -> dict:
+        return {"model": self.model_name, "pooling": self.pooling, "max_length": self.max_length,
+                "layer_path": self.layer_path}
 
-    def save_config(self, folder: str | Path) -> None:
+    def save_files(self, folder: str | Path) -> None:
         """Tokenizer and architecture config (no weights) so the encoder rebuilds offline."""
         self.tokenizer.save_pretrained(folder)
         self.backbone.config.save_pretrained(folder)
+
+
+def build(cfg, meta: dict) -> TextEncoder:
+    """The text expert's encoder with pretrained weights (params: text_expert)."""
+    return TextEncoder(model=cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer_path=cfg.layer_path)
+
+
+def rebuild(config: dict, folder: Path | None) -> TextEncoder:
+    """The architecture from a saved expert: tokenizer and config from <folder>/encoder when given."""
+    source = str(folder / "encoder") if folder is not None else config["model"]
+    encoder = TextEncoder(model=source, pooling=config["pooling"], max_length=config["max_length"], pretrained=False,
+                          layer_path=config.get("layer_path", "auto"))
+    encoder.model_name = config["model"]
+    return encoder

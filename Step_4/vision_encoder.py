@@ -99,6 +99,7 @@ class VisionEncoder(nn.Module):
             raise PipelineError(f"unknown timm model '{model}'{hint}")
         self.model_name = model
         self.weights = weights
+        self.reads_images = True  # shard readers decode images only for encoders that read them
         self.model = self._build(model, weights)
         self.out_dim: int = self.model.num_features
         self.data_config: dict = timm.data.resolve_data_config(model=self.model)
@@ -180,14 +181,29 @@ class VisionEncoder(nn.Module):
             T.Normalize(self.data_config["mean"], self.data_config["std"]),
         ])
 
-    def config(self) -> dict:
+    def inputs(self, *, train: bool, meta: dict) -> tuple[Callable, Callable]:
+        """(sample -> image tensor (3,H,W), tensors -> batch with 'image' and 'vision_present')."""
+        image_transform = self.transform(train)
+
+        def transform(sample: dict) -> torch.Tensor:
+            return image_transform(sample["image"])
+
+        def collate(images: list[torch.Tensor]) -> dict:
+            return {"image": torch.stack(images), "vision_present": torch.ones(len(images), dtype=torch.bool)}
+
+        return transform, collate
+
+    def features(self, batch: dict) -> torch.Tensor:
+        return self(batch["image"])
+
+    def to_config(self) -> dict:
         """JSON-serialisable description, enough for `from_config` to rebuild the architecture."""
         data_config = {k: list(v) if isinstance(v, tuple) else v for k, v in self.data_config.items()}
         return {"model": self.model_name, "weights": self.weights, "data_config": data_config}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "VisionEncoder":
-        """Rebuild from `config()` without loading pretrained weights; then load a saved state_dict."""
+        """Rebuild from `to_config()` without loading pretrained weights; then load a saved state_dict."""
         encoder = cls(model=cfg["model"], weights="none")
         encoder.weights = cfg.get("weights", "none")  # provenance of the saved weights
         if "data_config" in cfg:
@@ -196,26 +212,31 @@ class VisionEncoder(nn.Module):
             }
         return encoder
 
-    def freeze(self, trainable_blocks: int = 0) -> None:
-        """Freeze the backbone except its last `trainable_blocks` stages and the layers after them.
+    def layer_groups(self) -> list[list[str]]:
+        """Parameter names per layer group, bottom to top, from timm's coarse `group_matcher` (stem, each stage,
+        ...). A last group made only of the head (e.g. ConvNeXt's head norm) joins the group below it."""
+        groups = [names for _, names in sorted(timm.models.group_parameters(
+            self.model, self.model.group_matcher(coarse=True)).items())]
+        head = (self.model.pretrained_cfg.get("classifier") or "head").split(".")[0] + "."
+        if len(groups) > 1 and all(n.startswith(head) for n in groups[-1]):
+            groups[-2:] = [groups[-2] + groups[-1]]
+        return groups
 
-        -1 leaves everything trainable. Frozen BatchNorm layers also keep their running statistics
-        (see `train`).
+    def freeze(self, trainable_blocks: int = 0) -> None:
+        """Freeze the backbone except its top `trainable_blocks` layer groups (-1: everything trainable).
+
+        Frozen BatchNorm layers also keep their running statistics (see `train`).
         """
-        blocks = getattr(self.model, "blocks", None)
-        n_blocks = len(blocks) if isinstance(blocks, nn.Sequential) else 0
-        if not -1 <= trainable_blocks <= n_blocks:
-            stages = f" or 1..{n_blocks}" if n_blocks else " (it has no 'blocks' stages to unfreeze)"
-            raise PipelineError(
-                f"trainable_blocks for '{self.model_name}' must be -1 or 0{stages}; got {trainable_blocks}"
-            )
+        groups = self.layer_groups()
+        if not -1 <= trainable_blocks <= len(groups):
+            raise PipelineError(f"trainable_blocks for '{self.model_name}' must be -1 or 0..{len(groups)} "
+                                f"(its layer groups); got {trainable_blocks}")
         self.model.requires_grad_(trainable_blocks == -1)
         if trainable_blocks > 0:
-            blocks[-trainable_blocks:].requires_grad_(True)
-            # The layers after the stages (for EfficientNet conv_head and bn2) sit on top of them.
-            names = [name for name, _ in self.model.named_children()]
-            for name in names[names.index("blocks") + 1:]:
-                getattr(self.model, name).requires_grad_(True)
+            params = dict(self.model.named_parameters())
+            for names in groups[len(groups) - trainable_blocks:]:
+                for name in names:
+                    params[name].requires_grad_(True)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> "VisionEncoder":
@@ -229,3 +250,12 @@ class VisionEncoder(nn.Module):
                 ):
                     module.eval()
         return self
+
+
+def build(cfg, meta: dict) -> VisionEncoder:
+    """The vision expert's encoder with its configured weights (params: vision_expert)."""
+    return VisionEncoder(model=cfg.model, weights=cfg.weights)
+
+
+def rebuild(config: dict, folder: Path | None) -> VisionEncoder:
+    return VisionEncoder.from_config(config)

@@ -1,65 +1,53 @@
-"""The `fusion` section of params.yaml as dataclasses."""
+"""The `fusion` section of params.yaml as dataclasses (no runtime code: importing this module is cheap)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.params import check
-from Step_4.training import TrainConfig
-from Step_5.finetune import FinetuneConfig
-from Step_5.models import MODALITIES
+from Step_4.config import TrainConfig
+from Step_4.registry import modalities
 
 
 @dataclass
-class ConcatConfig:
-    hidden: int = 256
-    dropout: float = 0.3
+class FinetuneConfig:
+    """End-to-end fine-tuning from the shards: the experts' top layer groups train with the fusion head."""
 
-
-@dataclass
-class GatedConfig:
-    d_fusion: int = 128
-    router_hidden: int = 64
-    temperature: float = 1.0
-    dropout: float = 0.2
-    balance_weight: float = 0.01
+    enabled: bool = False
+    text_layers: int = 1  # top transformer layers of the text expert to train (-1: all, 0: frozen)
+    vision_blocks: int = 1  # top layer groups of the vision expert to train (-1: all, 0: frozen)
+    tabular: bool = True  # train the whole tabular expert
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 0.0001
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(self.balance_weight >= 0, "balance_weight must be >= 0")
+        check(self.text_layers >= -1 and self.vision_blocks >= -1, "text_layers / vision_blocks must be >= -1")
+        check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "epochs, batch_size, lr must be positive")
 
-
-@dataclass
-class TransformerConfig:
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
-    dropout: float = 0.1
-    use_cls: bool = False
-
-    def __post_init__(self) -> None:
-        check(self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads")
-
-
-@dataclass
-class LateConfig:
-    pass
+    def trainable(self, modality: str) -> int:
+        """Top layer groups of that expert's encoder to train (-1: all, 0: none)."""
+        return {"text": self.text_layers, "vision": self.vision_blocks}.get(modality, -1 if self.tabular else 0)
 
 
 @dataclass
 class FusionConfig:
-    modalities: list[str] = field(default_factory=lambda: list(MODALITIES))
+    modalities: list[str] = field(default_factory=lambda: list(modalities()))
     modality_dropout: float = 0.15  # per-modality drop probability in training (at least one kept)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     train: TrainConfig = field(default_factory=TrainConfig)
-    concat: ConcatConfig = field(default_factory=ConcatConfig)
-    gated: GatedConfig = field(default_factory=GatedConfig)
-    transformer: TransformerConfig = field(default_factory=TransformerConfig)
-    late: LateConfig = field(default_factory=LateConfig)
+    # each head's keyword arguments, checked against its constructor by Step_5.models.fusion_params
+    concat: dict[str, Any] = field(default_factory=dict)
+    gated: dict[str, Any] = field(default_factory=dict)
+    transformer: dict[str, Any] = field(default_factory=dict)
+    late: dict[str, Any] = field(default_factory=dict)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # end to end from shards (GPU)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.modalities if m not in MODALITIES]
-        check(not unknown, f"unknown modalities {unknown}; allowed: {list(MODALITIES)}")
+        unknown = [m for m in self.modalities if m not in modalities()]
+        check(not unknown, f"unknown modalities {unknown}; allowed: {list(modalities())}")
         check(len(set(self.modalities)) == len(self.modalities), f"modalities repeat: {self.modalities}")
-        self.modalities = [m for m in MODALITIES if m in self.modalities]  # one fixed order for masks and tokens
+        self.modalities = [m for m in modalities() if m in self.modalities]  # one fixed order for masks and tokens
         check(len(self.modalities) >= 2, "fusion needs at least two modalities")
         check(0 <= self.modality_dropout < 1, "modality_dropout must be in [0, 1)")

@@ -7,6 +7,7 @@ import torch
 
 from core.errors import PipelineError
 from Step_4.embeddings import load_embeddings
+from Step_4.engine import labelled_only
 
 
 def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str]) -> dict:
@@ -17,20 +18,17 @@ def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str]) 
         if per[m]["ids"] != ids:
             raise PipelineError(f"embeddings of '{m}' and '{modalities[0]}' for split '{split}' cover different samples; "
                                 "rerun the expert stages (dvc repro)")
-    first = per[modalities[0]]
-    present = {"text": first["text_present"], "tabular": first["tabular_present"],
-               "vision": torch.ones(len(ids), dtype=torch.bool)}
-    data = {"id": ids, "label": first["labels"], "mask": torch.stack([present[m] for m in modalities], dim=1)}
+    data = {"id": ids, "label": per[modalities[0]]["labels"],
+            "mask": torch.stack([per[m]["present"] for m in modalities], dim=1)}
     for m in modalities:
         data[m] = per[m]["features"]
         data[f"{m}_logits"] = per[m]["logits"]
     return data
 
 
-def tensors_of(data: dict, labelled_only: bool = True) -> dict:
-    """The tensor entries (no ids), optionally only labelled rows, with 'label' as the target key."""
-    keep = data["label"] >= 0 if labelled_only else torch.ones(len(data["label"]), dtype=torch.bool)
-    return {k: v[keep] for k, v in data.items() if torch.is_tensor(v)}
+def tensors_of(data: dict) -> dict:
+    """The tensor entries (no ids) of the labelled rows."""
+    return labelled_only({k: v for k, v in data.items() if torch.is_tensor(v)})
 
 
 def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,39 +1,22 @@
-"""End-to-end fine-tuning of a fusion model from the shards: the experts' top layers train with the
-fusion head (partial unfreezing). Meant for a GPU; the default pipeline trains fusion heads on
-cached embeddings instead. Enabled by fusion.finetune.enabled.
+"""End-to-end fine-tuning of a fusion model from the shards: the experts' top layer groups train with the
+fusion head (partial unfreezing). Meant for a GPU; the default pipeline trains fusion heads on cached
+embeddings instead. Enabled by fusion.finetune.enabled.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from pathlib import Path
+import dataclasses
+from typing import Iterable
 
 import torch
 from torch import nn
 
-from core.params import check
-from Step_3.reader import make_loader
-from Step_3.tabular import TabularEncoder
+from Step_3.reader import ShardReader, class_counts
+from Step_4.config import TrainConfig
+from Step_4.engine import FitResult, classification, fit, labelled_batches, predict
 from Step_4.expert import Expert
-from Step_4.inputs import make_inputs
-from Step_4.training import TrainConfig, fit, predict
+from Step_4.inputs import presence_mask, shard_batches
+from Step_5.config import FinetuneConfig
 from Step_5.data import drop_modalities
-
-
-@dataclass
-class FinetuneConfig:
-    enabled: bool = False
-    text_layers: int = 1  # top transformer layers of the text expert to train (-1: all, 0: frozen)
-    vision_blocks: int = 1  # last backbone stages of the vision expert to train (-1: all, 0: frozen)
-    tabular: bool = True  # train the whole tabular expert
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 0.0001
-    num_workers: int = 0
-
-    def __post_init__(self) -> None:
-        check(self.text_layers >= -1 and self.vision_blocks >= -1, "text_layers / vision_blocks must be >= -1")
-        check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "epochs, batch_size, lr must be positive")
 
 
 class EndToEndFusion(nn.Module):
@@ -61,81 +44,44 @@ class EndToEndFusion(nn.Module):
         return self.head.auxiliary_loss() if hasattr(self.head, "auxiliary_loss") else 0.0
 
 
-def multimodal_inputs(experts: dict[str, Expert], modalities: list[str], *, train: bool, tabular: TabularEncoder):
-    """(transform, collate) producing every modality's inputs plus the presence mask (B, M)."""
-    parts = {m: make_inputs(m, experts[m].encoder, train=train, tabular=tabular) for m in modalities}
-
-    def transform(sample: dict) -> dict:
-        out = {}
-        for t, _ in parts.values():
-            out.update(t(sample))
-        return out
-
-    def collate(rows: list[dict]) -> dict:
-        batch = {}
-        for m, (_, c) in parts.items():
-            batch.update(c(rows))
-        present = {"text": batch["text_present"], "tabular": batch["tabular_present"],
-                   "vision": torch.ones(len(rows), dtype=torch.bool)}
-        batch["mask"] = torch.stack([present[m] for m in modalities], dim=1)
-        return batch
-
-    return transform, collate
+def unfreeze(model: EndToEndFusion, cfg: FinetuneConfig) -> None:
+    for m, expert in model.experts.items():
+        expert.encoder.freeze(cfg.trainable(m))
+        expert.head.requires_grad_(True)
 
 
-def unfreeze(experts: dict[str, Expert], cfg: FinetuneConfig) -> None:
-    for m, expert in experts.items():
-        if m == "text":
-            expert.encoder.freeze(cfg.text_layers)
-        elif m == "vision":
-            expert.encoder.freeze(cfg.vision_blocks)
-        else:
-            for p in expert.encoder.parameters():
-                p.requires_grad = cfg.tabular
-        for p in expert.head.parameters():
-            p.requires_grad = True
+def with_mask(batches: Iterable[dict], modalities: list[str], *, dropout: float = 0.0, seed: int = 0,
+              remove: str | None = None) -> Iterable[dict]:
+    """Labelled rows only, with the presence mask (B, M); optional modality dropout or one modality removed."""
+    gen = torch.Generator().manual_seed(seed)
+    for batch in labelled_batches(batches):
+        batch["mask"] = drop_modalities(presence_mask(batch, modalities), dropout, gen)
+        if remove is not None:
+            batch["mask"][:, modalities.index(remove)] = False
+        yield batch
 
 
-def finetune(model: EndToEndFusion, cfg: FinetuneConfig, train_cfg: TrainConfig, *, shard_dir: Path, meta: dict,
-             modality_dropout: float, device: str, live=None):
+def finetune(model: EndToEndFusion, cfg: FinetuneConfig, train_cfg: TrainConfig, *, reader: ShardReader,
+             modality_dropout: float, device: str, live=None) -> tuple[FitResult, dict, dict]:
     """Fit the whole model from the shards.
 
     Returns (FitResult, {split: (labels, probs)} for val and test, {modality: (labels, probs)} on test
     with that modality removed).
     """
-    tabular = TabularEncoder(meta["tabular"])
-    experts = dict(model.experts.items())
-    unfreeze(experts, cfg)
-    images = "vision" in model.modalities
-    train_tf, train_collate = multimodal_inputs(experts, model.modalities, train=True, tabular=tabular)
-    eval_tf, eval_collate = multimodal_inputs(experts, model.modalities, train=False, tabular=tabular)
-
-    def loader(split, train, epoch=0):
-        tf, col = (train_tf, train_collate) if train else (eval_tf, eval_collate)
-        return make_loader(shard_dir, split, transform=tf, collate=col, batch_size=cfg.batch_size, shuffle=train,
-                           seed=train_cfg.seed, epoch=epoch, num_workers=cfg.num_workers, decode_images=images)
-
-    def labelled(batches, drop: bool, epoch: int = 0, remove: str | None = None):
-        gen = torch.Generator().manual_seed(train_cfg.seed * 7919 + epoch)
-        for batch in batches:
-            keep = batch["label"] >= 0
-            if not keep.any():
-                continue
-            batch = {k: (v[keep] if torch.is_tensor(v) else [x for x, k2 in zip(v, keep.tolist()) if k2])
-                     for k, v in batch.items()}
-            if drop:
-                batch["mask"] = drop_modalities(batch["mask"], modality_dropout, gen)
-            if remove is not None:
-                batch["mask"][:, model.modalities.index(remove)] = False
-            yield batch
-
-    tuned = TrainConfig(**{**train_cfg.__dict__, "epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,
-                           "patience": max(1, cfg.epochs)})
-    counts = [meta["counts"]["train"].get(c, 0) for c in meta["classes"]]
-    result = fit(model, train_batches=lambda e: labelled(loader("train", True, e), True, e),
-                 val_batches=lambda: labelled(loader("val", False), False),
-                 steps_per_epoch=math.ceil(sum(counts) / cfg.batch_size), cfg=tuned, class_counts=counts,
-                 device=device, positive=meta["positive_index"], live=live, desc="fusion finetune")
-    scores = {s: predict(model, labelled(loader(s, False), False), device)[:2] for s in ("val", "test")}
-    removal = {m: predict(model, labelled(loader("test", False), False, remove=m), device)[:2] for m in model.modalities}
+    meta, modalities = reader.meta, model.modalities
+    unfreeze(model, cfg)
+    encoders = {m: model.experts[m].encoder for m in modalities}
+    train, val, test = (shard_batches(reader, encoders, split, train=split == "train", batch_size=cfg.batch_size,
+                                      seed=train_cfg.seed, num_workers=cfg.num_workers, device=device)
+                        for split in ("train", "val", "test"))
+    tuned = dataclasses.replace(train_cfg, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                                patience=max(1, cfg.epochs))
+    objective = classification(tuned, class_counts(meta), lambda: with_mask(val, modalities),
+                               positive=meta["positive_index"], device=device, desc="fusion finetune")
+    result = fit(model, objective, cfg=tuned, device=device, live=live, desc="fusion finetune",
+                 train_batches=lambda e: with_mask(train, modalities, dropout=modality_dropout,
+                                                   seed=train_cfg.seed * 7919 + e),
+                 steps_per_epoch=len(train))
+    scores = {s: predict(model, with_mask(ld, modalities), device) for s, ld in (("val", val), ("test", test))}
+    removal = {m: predict(model, with_mask(test, modalities, remove=m), device) for m in modalities}
     return result, scores, removal

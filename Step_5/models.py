@@ -4,24 +4,63 @@ A missing modality's values never reach the output: they are zeroed or masked ou
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
-MODALITIES = ("text", "vision", "tabular")
+from core.errors import PipelineError
+from core.params import build
+from Step_4.registry import modalities
+
+FUSIONS: dict[str, type[nn.Module]] = {}
+
+
+def register_fusion(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make a fusion head available to `create_fusion(name, ...)` and the fusion stage."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        FUSIONS[name] = cls
+        return cls
+
+    return add
+
+
+def fusion_params(method: str, params: dict) -> dict:
+    """params.yaml's fusion.<method> checked against the head's keyword arguments: names (with a suggestion),
+    types, and the defaults filled in."""
+    cls = FUSIONS[method]
+    hints = typing.get_type_hints(cls.__init__)
+    fields = [(name, hints[name], dataclasses.field(default=p.default))
+              for name, p in inspect.signature(cls.__init__).parameters.items() if name not in ("self", "dims")]
+    return dataclasses.asdict(build(dataclasses.make_dataclass(f"{cls.__name__}Params", fields), params,
+                                    where=f"fusion.{method}"))
+
+
+def create_fusion(method: str, dims: "FusionDims", params: dict) -> nn.Module:
+    """A new fusion head: `method` as registered, `params` its section fusion.<method> as a dict."""
+    if method not in FUSIONS:
+        raise ValueError(f"unknown fusion method {method!r}; registered: {sorted(FUSIONS)}")
+    try:
+        return FUSIONS[method](dims=dims, **params)
+    except ValueError as err:
+        raise PipelineError(f"params 'fusion.{method}': {err}") from None
 
 
 @dataclass
 class FusionDims:
-    """Input sizes per modality (in MODALITIES order) and number of classes."""
+    """Input sizes per modality (in the registry's modality order) and number of classes."""
 
     inputs: dict[str, int]
     n_classes: int
 
     @property
     def modalities(self) -> list[str]:
-        return [m for m in MODALITIES if m in self.inputs]
+        return [m for m in modalities() if m in self.inputs]
 
 
 class ModalityNorm(nn.Module):
@@ -37,6 +76,7 @@ class ModalityNorm(nn.Module):
         return [self.norms[m](batch[m]) * mask[:, i:i + 1].to(batch[m].dtype) for i, m in enumerate(self.modalities)]
 
 
+@register_fusion("concat")
 class ConcatFusion(nn.Module):
     """Concatenated (normalised) embeddings + presence flags → Linear → GELU → Dropout → Linear."""
 
@@ -51,6 +91,7 @@ class ConcatFusion(nn.Module):
         return self.head(torch.cat(parts, dim=-1))  # (B, C)
 
 
+@register_fusion("gated")
 class GatedFusion(nn.Module):
     """Mixture of experts: project each embedding to d, a router gives softmax weights over present
     experts (with temperature), the weighted sum goes to the classifier.
@@ -62,8 +103,8 @@ class GatedFusion(nn.Module):
     def __init__(self, *, dims: FusionDims, d_fusion: int = 128, router_hidden: int = 64, temperature: float = 1.0,
                  dropout: float = 0.2, balance_weight: float = 0.0):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"{temperature=} must be > 0")
+        if temperature <= 0 or balance_weight < 0:
+            raise ValueError(f"temperature must be > 0 and balance_weight >= 0: {temperature=}, {balance_weight=}")
         self.modalities = dims.modalities
         self.temperature, self.balance_weight = temperature, balance_weight
         self.proj = nn.ModuleDict({m: nn.Sequential(nn.LayerNorm(dims.inputs[m]), nn.Linear(dims.inputs[m], d_fusion),
@@ -98,6 +139,7 @@ class GatedFusion(nn.Module):
         return self.balance_weight * (mean * (mean * len(mean)).log()).sum()
 
 
+@register_fusion("transformer")
 class TransformerFusion(nn.Module):
     """One token per modality (+ learned modality-type embedding, optional CLS), a small
     TransformerEncoder with key-padding masks for absent modalities, masked mean-pool (or CLS) → head."""
@@ -105,6 +147,8 @@ class TransformerFusion(nn.Module):
     def __init__(self, *, dims: FusionDims, d_model: int = 128, n_heads: int = 4, n_layers: int = 2,
                  dropout: float = 0.1, use_cls: bool = False):
         super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model must be divisible by n_heads: {d_model=}, {n_heads=}")
         self.modalities = dims.modalities
         self.use_cls = use_cls
         self.proj = nn.ModuleDict({m: nn.Sequential(nn.LayerNorm(dims.inputs[m]), nn.Linear(dims.inputs[m], d_model))
@@ -135,6 +179,7 @@ class TransformerFusion(nn.Module):
         return self.head(pooled)
 
 
+@register_fusion("late")
 class LateFusion(nn.Module):
     """Average of the experts' class probabilities over present modalities (no trainable weights).
     Reads each expert's cached logits: batch['<m>_logits'] (B, C)."""
@@ -149,5 +194,3 @@ class LateFusion(nn.Module):
         avg = (probs * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return avg.clamp(min=1e-8).log()  # log-probabilities act as logits
 
-
-METHODS = {"concat": ConcatFusion, "gated": GatedFusion, "transformer": TransformerFusion, "late": LateFusion}

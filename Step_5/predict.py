@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors.torch import load_file
@@ -20,11 +21,13 @@ from safetensors.torch import load_file
 from core.errors import PipelineError, run_cli
 from core.files import read_json
 from core.params import build
-from Step_2.engine import OcrSettings, read_text
+from core.seed import pick_device
+from Step_2.engine import OcrSettings, read_texts
 from Step_2.images import BadImage, read_image
-from Step_3.tabular import TabularEncoder
+from Step_4.engine import to_device
 from Step_4.expert import load_expert
-from Step_5.models import METHODS, FusionDims
+from Step_4.inputs import expert_inputs, presence_mask
+from Step_5.models import FusionDims, create_fusion
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -41,80 +44,81 @@ def expand_paths(paths: list[str]) -> list[Path]:
 
 
 class Predictor:
-    """Loads a fusion model and its experts once; `predict(path)` classifies one image."""
+    """Loads a fusion model and its experts once; `predict_many(paths)` classifies images in batches."""
 
-    def __init__(self, model_dir: str | Path, experts_dir: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, model_dir: str | Path, experts_dir: str | Path | None = None, device: str = "cpu",
+                 batch_size: int = 24):
         model_dir = Path(model_dir)
         if not (model_dir / "fusion.json").is_file():
             raise PipelineError(f"{model_dir} is not a fusion model folder (fusion.json missing); "
                                 "pass e.g. models/mm_fusion/gated after `dvc repro`")
         self.info = read_json(model_dir / "fusion.json")
-        self.device = device
+        self.device, self.batch_size = pick_device(device), batch_size
         self.modalities = self.info["modalities"]
         self.classes = self.info["classes"]
-        self.experts = {}
+        self.experts, schema = {}, None
         for m in self.modalities:
             folder = Path(experts_dir) / f"{m}_expert" if experts_dir else Path(self.info["experts"][m])
-            self.experts[m], info = load_expert(folder, device)
-            if m == "tabular":
-                self.tabular = TabularEncoder(info["tabular_schema"])
-        self.vision_transform = self.experts["vision"].encoder.transform(False) if "vision" in self.experts else None
+            self.experts[m], info = load_expert(folder, self.device)
+            schema = info.get("tabular_schema", schema)
+        self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
+                                    meta={"tabular": schema})
         self.ocr = build(OcrSettings, self.info.get("ocr_settings", {}), where="fusion.json ocr_settings")
         dims = FusionDims(inputs=self.info["inputs"], n_classes=len(self.classes))
-        self.model = METHODS[self.info["method"]](dims=dims, **self.info["params"])
+        self.model = create_fusion(self.info["method"], dims, self.info["params"])
         state = load_file(str(model_dir / "model.safetensors"))
         state.pop("_empty", None)
         self.model.load_state_dict(state)
-        self.model.to(device).eval()
+        self.model.to(self.device).eval()
 
     @torch.no_grad()
-    def predict(self, path: str | Path, text: str | None = None, tabular: dict | None = None) -> dict:
-        """One image → {'path', 'text', 'text_source', 'probabilities', 'label', ['gates']}."""
-        _, rgb, _ = read_image(path)
-        text_source = "given" if text is not None else "ocr"
-        if text is None:
-            text, _ = read_text(rgb, self.ocr)
-        batch, present = {}, []
-        for m in self.modalities:
-            expert = self.experts[m]
-            if m == "text":
-                inputs = expert.encoder.tokenize([text])
-                present.append(bool(text.strip()))
-            elif m == "vision":
-                inputs = {"image": self.vision_transform(rgb).unsqueeze(0)}
-                present.append(True)
-            else:
-                row = tabular or {}
-                x_num, missing, x_cat = self.tabular.encode(row)
-                inputs = {"x_num": torch.from_numpy(x_num)[None], "missing": torch.from_numpy(missing)[None],
-                          "x_cat": torch.from_numpy(x_cat)[None]}
-                present.append(not self.tabular.is_empty(row))
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            features = expert.forward_features(inputs)
-            batch[m] = features
-            batch[f"{m}_logits"] = expert.forward_head(features)
-        batch["mask"] = torch.tensor([present], device=self.device)
-        probs = torch.softmax(self.model(batch).float(), dim=-1)[0].cpu().tolist()
-        result = {"path": str(path), "text": text, "text_source": text_source,
-                  "probabilities": {c: round(p, 5) for c, p in zip(self.classes, probs)},
-                  "label": self.classes[int(max(range(len(probs)), key=probs.__getitem__))]}
-        if self.info["method"] == "gated":
-            gates = self.model.last_gates[0].cpu().tolist()
-            result["gates"] = {m: round(w, 5) for m, w in zip(self.modalities, gates)}
-        return result
+    def classify(self, samples: list[dict]) -> list[dict]:
+        """Samples {'id', 'image' (PIL RGB), 'text', 'meta': {'label', 'tabular'}} -> probabilities (and gates)."""
+        transform, collate = self.inputs
+        batch = to_device(collate([transform(s) for s in samples]), self.device)
+        fused = {"mask": presence_mask(batch, self.modalities)}
+        for m, expert in self.experts.items():
+            fused[m] = expert.forward_features(batch)
+            fused[f"{m}_logits"] = expert.forward_head(fused[m])
+        probs = torch.softmax(self.model(fused).float(), dim=-1).cpu()
+        gates = self.model.gates(fused)[0].cpu() if hasattr(self.model, "gates") else None
+        results = []
+        for i, row in enumerate(probs.tolist()):
+            result = {"probabilities": {c: round(p, 5) for c, p in zip(self.classes, row)},
+                      "label": self.classes[int(probs[i].argmax())]}
+            if gates is not None:
+                result["gates"] = {m: round(w, 5) for m, w in zip(self.modalities, gates[i].tolist())}
+            results.append(result)
+        return results
+
+    def predict_many(self, paths: list[Path], text: str | None = None, tabular: dict | None = None) -> Iterator[dict]:
+        """One result per path, in order: {'path', 'text', 'text_source', 'probabilities', 'label', ['gates']}
+        or {'path', 'error'}. OCR reads each batch of images in one tesseract run."""
+        for start in range(0, len(paths), self.batch_size):
+            chunk, images, errors = paths[start:start + self.batch_size], {}, {}
+            for path in chunk:
+                try:
+                    images[path] = read_image(path)[1]
+                except BadImage as err:
+                    errors[path] = f"cannot read image: {err}"
+            texts = ([(text, "given")] * len(images) if text is not None else
+                     [(t, "ocr") for t, _ in read_texts(list(images.values()), self.ocr)])
+            samples = [{"id": str(p), "image": img, "text": t, "meta": {"label": -1, "tabular": tabular or {}}}
+                       for (p, img), (t, _) in zip(images.items(), texts)]
+            scored = dict(zip(images, self.classify(samples) if samples else []))
+            sources = dict(zip(images, texts))
+            for path in chunk:
+                if path in errors:
+                    yield {"path": str(path), "error": errors[path]}
+                else:
+                    yield {"path": str(path), "text": sources[path][0], "text_source": sources[path][1],
+                           **scored[path]}
 
 
 def predict_paths(model_dir: str | Path, paths: list[str], text: str | None = None, tabular: dict | None = None,
-                  experts_dir: str | Path | None = None) -> list[dict]:
+                  experts_dir: str | Path | None = None, device: str = "cpu") -> list[dict]:
     """Python entry point: one result dict per image (an 'error' entry for unreadable ones)."""
-    predictor = Predictor(model_dir, experts_dir)
-    results = []
-    for path in expand_paths(paths):
-        try:
-            results.append(predictor.predict(path, text=text, tabular=tabular))
-        except BadImage as err:
-            results.append({"path": str(path), "error": f"cannot read image: {err}"})
-    return results
+    return list(Predictor(model_dir, experts_dir, device).predict_many(expand_paths(paths), text, tabular))
 
 
 def main() -> None:
@@ -125,6 +129,7 @@ def main() -> None:
     parser.add_argument("--text", default=None, help="use this text instead of OCR (for every image)")
     parser.add_argument("--tabular", default=None, help='tabular fields as JSON, e.g. \'{"prior_reports": 2}\'')
     parser.add_argument("--experts", default=None, help="folder with <modality>_expert/ (default: as recorded)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when present)")
     args = parser.parse_args()
     tabular = None
     if args.tabular:
@@ -138,7 +143,7 @@ def main() -> None:
     if not paths:
         raise PipelineError(f"no image files found in {args.paths}")
     failed = False
-    for result in predict_paths(args.model, [str(p) for p in paths], args.text, tabular, args.experts):
+    for result in Predictor(args.model, args.experts, args.device).predict_many(paths, args.text, tabular):
         failed |= "error" in result
         print(json.dumps(result, ensure_ascii=False))
     sys.exit(1 if failed else 0)

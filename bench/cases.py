@@ -17,8 +17,9 @@ from core.params import build
 from Step_1.config import PrepareConfig
 from Step_1.prepare import prepare
 from Step_2.cache import OcrCache
+from Step_2.images import DEFAULT_MAX_PIXELS
 from Step_2.ocr import OcrConfig, build_manifest, run_ocr
-from Step_3.reader import decode_sample, make_loader, shard_urls
+from Step_3.reader import ShardReader, decode_sample, shard_urls
 from Step_3.shard import ShardConfig, build_samples, write_shards
 from Step_3.splits import SPLITS, assign_splits, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
@@ -44,7 +45,7 @@ def build_dataset(work: Path, count: int) -> dict:
         "options": {"count": count, "seed": 99}}]}, where="bench")
     prepare(cfg, work / "prepared")
     records = read_jsonl(work / "prepared" / "records.jsonl")
-    manifest, _ = build_manifest(records, 40_000_000)
+    manifest, _ = build_manifest(records)
     return {"work": work, "records": records, "manifest": manifest}
 
 
@@ -54,7 +55,7 @@ def bench_ocr(data: dict, results: dict) -> None:
     _, one = _timed(lambda: run_ocr(manifest, OcrConfig(workers=1), OcrCache(work / "ocr1" / "c.jsonl")))
     (rows, _), many = _timed(lambda: run_ocr(manifest, OcrConfig(workers=cores), OcrCache(work / "ocrN" / "c.jsonl")))
     _, cached = _timed(lambda: run_ocr(manifest, OcrConfig(workers=cores), OcrCache(work / "ocrN" / "c.jsonl")))
-    _, manifest_again = _timed(lambda: build_manifest(data["records"], 40_000_000))
+    _, manifest_again = _timed(lambda: build_manifest(data["records"]))
     data["ocr"] = rows
     results["ratios"]["ocr_parallel_speedup"] = round(one / many, 2)
     results["ratios"]["ocr_cache_speedup"] = round(many / cached, 1)
@@ -75,7 +76,7 @@ def _ensure_shards(data: dict) -> Path:
     rows, labels = build_samples(data["manifest"], data["ocr"], taxonomy, cfg)
     splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows))
     out = data["work"] / "shards"
-    write_shards(rows, labels, splits, out, cfg, 40_000_000)
+    write_shards(rows, labels, splits, out, cfg, DEFAULT_MAX_PIXELS)
     train = [r for r, s in zip(rows, splits) if s == "train"]
     counts = {s: Counter("abuse_hate" if y == 1 else "benign" for y, sp in zip(labels, splits) if sp == s) for s in SPLITS}
     data["meta"] = {"classes": ["benign", "abuse_hate"], "positive_index": 1, "text_source": "ocr",
@@ -114,9 +115,9 @@ def bench_shards(data: dict, results: dict) -> None:
 
     def reader(decode: bool):
         for split in SPLITS:
-            loader = make_loader(shard_dir, split, transform=(lambda s: pil_to_tensor(s["image"])) if decode else
-                                 (lambda s: s["__key__"]), collate=list, batch_size=64, shuffle=False, seed=0,
-                                 raw=not decode)
+            loader = ShardReader(shard_dir, {}).loader(
+                split, transform=(lambda s: pil_to_tensor(s["image"])) if decode else (lambda s: s["__key__"]),
+                collate=list, batch_size=64, raw=not decode)
             for _ in loader:
                 pass
 
@@ -134,7 +135,8 @@ def _experts(data: dict):
     if "experts" in data:
         return data["experts"]
     from Step_4.expert import Expert
-    from Step_4.tabular_model import FTConfig, FTTransformerEncoder
+    from Step_4.tabular_encoder import TabularFeatureEncoder
+    from Step_4.tabular_model import FTConfig
     from Step_4.text_encoder import TextEncoder
     from Step_4.vision_encoder import VisionEncoder
 
@@ -144,7 +146,7 @@ def _experts(data: dict):
     experts = {
         "text": Expert(modality="text", encoder=TextEncoder(max_length=48), n_classes=2, head_hidden=256, dropout=0.2),
         "vision": Expert(modality="vision", encoder=VisionEncoder(), n_classes=2, head_hidden=256, dropout=0.2),
-        "tabular": Expert(modality="tabular", encoder=FTTransformerEncoder(config=FTConfig(
+        "tabular": Expert(modality="tabular", encoder=TabularFeatureEncoder(config=FTConfig(
             n_numeric=tab.n_numeric, cardinalities=tab.cardinalities)), n_classes=2, head_hidden=64, dropout=0.1),
     }
     for e in experts.values():
@@ -155,51 +157,53 @@ def _experts(data: dict):
     return experts
 
 
+def _loader(data: dict, experts: dict, device: str):
+    """Train-split batches with the inputs of the given experts."""
+    from Step_4.inputs import shard_batches
+
+    encoders = {m: e.encoder for m, e in experts.items()}
+    return shard_batches(ShardReader(data["shards"], data["meta"]), encoders, "train", train=False, batch_size=64,
+                         device=device)
+
+
 def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def bench_experts(data: dict, results: dict) -> None:
     """Embedding extraction and head-training throughput for text and vision on the detected device."""
+    from Step_4.config import TrainConfig
     from Step_4.embeddings import extract, tensor_batches
-    from Step_4.inputs import make_inputs
-    from Step_4.training import TrainConfig, fit
+    from Step_4.engine import classification, fit
 
     experts, device = _experts(data), _device()
-    tab = TabularEncoder(data["meta"]["tabular"])
     for m in ("text", "vision"):
-        tf, col = make_inputs(m, experts[m].encoder, train=False, tabular=tab)
-        loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=False, seed=0,
-                             decode_images=m == "vision")
-        emb = extract(experts[m], loader, device)
+        emb = extract(experts[m], _loader(data, {m: experts[m]}, device), device)
         results["throughput"][f"{m}_embed_samples_per_s_{device}"] = emb["samples_per_s"]
         head = experts[m].head
         for p in head.parameters():
             p.requires_grad = True
         train = {"features": emb["features"], "label": emb["labels"]}
-        res = fit(experts[m], train_batches=lambda e: tensor_batches(train, 64, shuffle=True, epoch=e),
-                  val_batches=lambda: tensor_batches(train, 512, shuffle=False),
-                  steps_per_epoch=math.ceil(len(train["label"]) / 64), cfg=TrainConfig(epochs=3), class_counts=[1, 1],
-                  device=device, desc=f"bench {m} head")
+        cfg = TrainConfig(epochs=3)
+        objective = classification(cfg, [1, 1], lambda: tensor_batches(train, 512, shuffle=False), positive=1,
+                                   device=device)
+        res = fit(experts[m], objective, train_batches=lambda e: tensor_batches(train, 64, shuffle=True, epoch=e),
+                  steps_per_epoch=math.ceil(len(train["label"]) / 64), cfg=cfg, device=device, desc=f"bench {m} head")
         results["throughput"][f"{m}_head_train_samples_per_s_{device}"] = res.samples_per_s
 
 
 def bench_fusion(data: dict, results: dict) -> None:
     """One training epoch of the gated fusion head: cached embeddings vs re-encoding every batch."""
     from Step_4.embeddings import extract, tensor_batches
-    from Step_4.inputs import make_inputs
-    from Step_5.finetune import EndToEndFusion, multimodal_inputs
+    from Step_4.inputs import presence_mask
+    from Step_5.finetune import EndToEndFusion
     from Step_5.models import FusionDims, GatedFusion
 
     experts, device = _experts(data), _device()
-    tab = TabularEncoder(data["meta"]["tabular"])
     modalities = ["text", "vision", "tabular"]
     cached = {}
     for m in modalities:
-        tf, col = make_inputs(m, experts[m].encoder, train=False, tabular=tab)
-        loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=False, seed=0,
-                             decode_images=m == "vision")
-        emb = extract(experts[m], loader, device)
+        emb = extract(experts[m], _loader(data, {m: experts[m]}, device), device)
         cached[m], cached[f"{m}_logits"], cached["label"] = emb["features"], emb["logits"], emb["labels"]
         cached["mask"] = torch.ones(len(emb["labels"]), 3, dtype=torch.bool)
     dims = FusionDims(inputs={m: cached[m].shape[1] for m in modalities}, n_classes=2)
@@ -217,9 +221,8 @@ def bench_fusion(data: dict, results: dict) -> None:
     head = GatedFusion(dims=dims).to(device)
     _, t_cached = _timed(lambda: epoch(tensor_batches(cached, 64, shuffle=True), head))
     e2e = EndToEndFusion(experts=experts, head=GatedFusion(dims=dims), modalities=modalities).to(device)
-    tf, col = multimodal_inputs(experts, modalities, train=False, tabular=tab)
-    loader = make_loader(data["shards"], "train", transform=tf, collate=col, batch_size=64, shuffle=True, seed=0)
-    _, t_encode = _timed(lambda: epoch(loader, e2e))
+    loader = _loader(data, experts, device)
+    _, t_encode = _timed(lambda: epoch(({**b, "mask": presence_mask(b, modalities)} for b in loader), e2e))
     results["ratios"]["fusion_cached_speedup"] = round(t_encode / t_cached, 1)
     results["throughput"]["fusion_epoch_cached_samples_per_s"] = len(cached["label"]) / t_cached
     results["throughput"]["fusion_epoch_reencode_samples_per_s"] = len(cached["label"]) / t_encode

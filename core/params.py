@@ -31,12 +31,26 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict:
 
 
 def section(cls: type[T], name: str, path: str | Path = PARAMS_FILE) -> T:
-    """Build dataclass `cls` from section `name` (dotted for nesting, e.g. 'fusion.gated')."""
-    node: Any = load_params(path)
+    """Build dataclass `cls` from section `name` (dotted for nesting, e.g. 'fusion.gated').
+
+    A field declared with `field(metadata={"section": "other"})` is read from the top-level section
+    'other' instead (one section shared by several stages, e.g. tabular_model).
+    """
+    params = load_params(path)
+    node: Any = params
     for part in name.split("."):
         if not isinstance(node, dict) or part not in node:
             raise PipelineError(f"{path}: section '{name}' is missing")
         node = node[part]
+    shared = {f.name: f.metadata["section"] for f in dataclasses.fields(cls) if "section" in f.metadata}
+    if shared and isinstance(node, dict):
+        node = dict(node)
+        for key, other in shared.items():
+            if key in node:
+                raise PipelineError(f"params '{name}': '{key}' comes from the section '{other}'; set it there")
+            if other not in params:
+                raise PipelineError(f"{path}: section '{other}' is missing (needed by '{name}')")
+            node[key] = params[other]
     return build(cls, node, where=name)
 
 

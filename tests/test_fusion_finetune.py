@@ -8,11 +8,14 @@ from Step_3.shard import write_shards
 from Step_3.splits import SPLITS
 from Step_3.tabular import TabularEncoder, fit_schema
 from Step_4.expert import Expert
-from Step_4.tabular_model import FTConfig, FTTransformerEncoder
+from Step_3.reader import ShardReader
+from Step_4.config import TrainConfig
+from Step_4.tabular_encoder import TabularFeatureEncoder
+from Step_4.tabular_model import FTConfig
 from Step_4.text_encoder import TextEncoder
-from Step_4.training import TrainConfig
 from Step_4.vision_encoder import VisionEncoder
-from Step_5.finetune import EndToEndFusion, FinetuneConfig, finetune
+from Step_5.config import FinetuneConfig
+from Step_5.finetune import EndToEndFusion, finetune
 from Step_5.models import ConcatFusion, FusionDims
 
 
@@ -32,7 +35,7 @@ def test_finetune_trains_top_layers_only(tiny_pipeline, tmp_path):
         "text": Expert(modality="text", encoder=TextEncoder(max_length=16), n_classes=2, head_hidden=8, dropout=0.0),
         "vision": Expert(modality="vision", encoder=VisionEncoder(weights="none"), n_classes=2, head_hidden=8,
                          dropout=0.0),
-        "tabular": Expert(modality="tabular", encoder=FTTransformerEncoder(config=FTConfig(
+        "tabular": Expert(modality="tabular", encoder=TabularFeatureEncoder(config=FTConfig(
             n_numeric=tab.n_numeric, cardinalities=tab.cardinalities, d_block=16, n_blocks=1, attention_n_heads=2)),
             n_classes=2, head_hidden=8, dropout=0.0),
     }
@@ -41,7 +44,7 @@ def test_finetune_trains_top_layers_only(tiny_pipeline, tmp_path):
     frozen_before = experts["text"].encoder.backbone.encoder.layer[0].attention.self.query.weight.clone()
     tuned_before = experts["text"].encoder.backbone.encoder.layer[5].attention.self.query.weight.clone()
     cfg = FinetuneConfig(enabled=True, text_layers=1, vision_blocks=1, epochs=1, batch_size=8, lr=1e-3)
-    result, scores, removal = finetune(model, cfg, TrainConfig(seed=0), shard_dir=tmp_path, meta=meta,
+    result, scores, removal = finetune(model, cfg, TrainConfig(seed=0), reader=ShardReader(tmp_path, meta),
                                        modality_dropout=0.2, device="cpu")
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
     labels, probs = scores["test"]

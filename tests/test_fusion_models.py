@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from Step_5.data import drop_modalities
-from Step_5.models import METHODS, FusionDims, GatedFusion
+from Step_5.models import FUSIONS, FusionDims, GatedFusion, create_fusion
 
 DIMS = FusionDims(inputs={"text": 12, "vision": 20, "tabular": 6}, n_classes=2)
 PARAMS = {"concat": {"hidden": 16}, "gated": {"d_fusion": 16, "router_hidden": 8, "balance_weight": 0.1},
@@ -18,10 +18,10 @@ def batch(b=6, seed=0, mask=None):
     return out
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(FUSIONS))
 def test_forward_backward_finite(method):
     torch.manual_seed(0)
-    model = METHODS[method](dims=DIMS, **PARAMS[method])
+    model = create_fusion(method, DIMS, PARAMS[method])
     logits = model(batch())
     assert logits.shape == (6, 2) and torch.isfinite(logits).all()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -33,10 +33,10 @@ def test_forward_backward_finite(method):
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(FUSIONS))
 def test_masked_modality_values_do_not_matter(method):
     torch.manual_seed(0)
-    model = METHODS[method](dims=DIMS, **PARAMS[method]).eval()
+    model = create_fusion(method, DIMS, PARAMS[method]).eval()
     mask = torch.tensor([[True, True, False], [False, True, True], [False, True, False], [False, False, False]])
     a, b = batch(4, seed=1, mask=mask), batch(4, seed=2, mask=mask)
     for i, m in enumerate(("text", "vision", "tabular")):  # present values equal, absent values differ

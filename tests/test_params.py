@@ -5,7 +5,7 @@ import pytest
 from core.errors import PipelineError
 from core.params import build, check, section
 from Step_3.shard import ShardConfig
-from Step_4.training import TrainConfig
+from Step_4.config import TrainConfig
 
 
 @dataclass
@@ -77,3 +77,13 @@ def test_ocr_settings_are_checked():
         build(OcrSettings, {"preprocess": "outlined"}, where="ocr.settings")
     with pytest.raises(PipelineError, match="upscale must be"):
         build(OcrSettings, {"upscale": 0}, where="ocr.settings")
+
+
+def test_fusion_head_params_are_checked_against_the_head():
+    from Step_5.models import fusion_params
+
+    assert fusion_params("gated", {"temperature": 2})["temperature"] == 2.0
+    with pytest.raises(PipelineError, match=r"unknown key 'temperatur' \(did you mean 'temperature'\?\)"):
+        fusion_params("gated", {"temperatur": 2.0})
+    with pytest.raises(PipelineError, match="fusion.transformer.n_heads': expected an integer"):
+        fusion_params("transformer", {"n_heads": "four"})

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import PipelineError
-from Step_3.reader import iter_samples, make_loader
+from Step_3.reader import ShardReader, iter_samples
 from Step_3.shard import write_shards
 from Step_3.splits import SPLITS, assign_splits, link_groups
 from Step_3.taxonomy import map_label
@@ -35,13 +35,14 @@ def test_loader_shuffles_reproducibly(tiny_pipeline, tmp_path):
     t = tiny_pipeline
     write_shards(t["rows"], t["labels"], t["splits"], tmp_path, t["shard_cfg"], 40_000_000)
 
-    def order(seed, epoch):
-        loader = make_loader(tmp_path, "train", transform=lambda s: s["id"], collate=list, batch_size=4, shuffle=True,
-                             seed=seed, epoch=epoch, decode_images=False)
-        return [i for batch in loader for i in batch]
+    def epochs(seed, n=2):
+        loader = ShardReader(tmp_path, {}).loader("train", transform=lambda s: s["id"], collate=list, batch_size=4,
+                                                  shuffle=True, seed=seed, decode_images=False)
+        return [[i for batch in loader for i in batch] for _ in range(n)]
 
-    assert order(1, 0) == order(1, 0)
-    assert order(1, 0) != order(1, 1) and sorted(order(1, 0)) == sorted(order(1, 1))
+    first, second = epochs(1)
+    assert epochs(1) == [first, second]  # same seed, same order per epoch
+    assert first != second and sorted(first) == sorted(second)  # each epoch reshuffles
 
 
 def test_identical_images_never_straddle_splits():
@@ -71,3 +72,20 @@ def test_taxonomy_maps_and_names_allowed_values(tiny_pipeline):
     assert map_label(tax, "synthetic", None, "row") == -1
     with pytest.raises(PipelineError, match=r"allowed values: \['benign', 'hateful'\]"):
         map_label(tax, "synthetic", "spam", "row 7")
+
+
+def test_shards_reuse_the_ocr_stage_decode_and_notice_changed_files(tiny_pipeline, tmp_path, monkeypatch):
+    """Plain images go into the shards as their bytes (no second decode); a file edited since OCR is an error."""
+    import Step_3.shard as shard
+
+    t = tiny_pipeline
+    monkeypatch.setattr(shard, "read_image", lambda *a: (_ for _ in ()).throw(AssertionError("decoded again")))
+    plain = [i for i, r in enumerate(t["rows"]) if not r["needs_conversion"]]
+    assert len(plain) == len(t["rows"])
+    write_shards(t["rows"], t["labels"], t["splits"], tmp_path / "ok", t["shard_cfg"], 40_000_000)
+    changed = [dict(r) for r in t["rows"]]
+    copy = tmp_path / "edited.jpg"
+    copy.write_bytes(Path(changed[0]["image"]).read_bytes() + b"\0")
+    changed[0]["image"] = str(copy)
+    with pytest.raises(PipelineError, match="changed or vanished since the ocr stage"):
+        write_shards(changed, t["labels"], t["splits"], tmp_path / "bad", t["shard_cfg"], 40_000_000)

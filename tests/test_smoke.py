@@ -36,7 +36,8 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
         assert all(np.isfinite(v) for split in ("val", "test") for v in scores[split].values())
     gated = json.loads((target / "metrics/fusion_gated.json").read_text())
     assert abs(sum(gated["gates"]["test"]["all"].values()) - 1) < 1e-3
-    assert "up to date" in result["second_run_output"].lower() or "didn't change" in result["second_run_output"]
+    assert result["second_run_stages"] == [], result["second_run_output"]  # strictly nothing reran
+    assert result["status_after"] == {}  # and `dvc status` reports every stage up to date
 
 
 def test_own_data_with_broken_files_goes_through(smoke_dir):
@@ -107,3 +108,25 @@ def test_expert_finetune_mode_on_real_shards(smoke_dir, tmp_path, modality, extr
     same = [n for n, p in original.encoder.named_parameters() if torch.equal(p, tuned[n])]
     assert same and len(same) < len(tuned), "lower layers stay frozen, top layers change"
     assert emb["features"].shape[0] == len(emb["ids"])
+
+
+def test_predict_reads_a_batch_of_memes_in_one_tesseract_run(smoke_dir, tmp_path, monkeypatch):
+    import Step_5.predict as predict_module
+    from Step_1.synthetic.render import draw_caption
+    from Step_1.synthetic.scenes import make_background
+
+    target, _ = smoke_dir
+    rng = np.random.default_rng(7)
+    paths = []
+    for i, words in enumerate(["MONDAY AGAIN", "PIZZA FRIDAY", "MY PLANTS"]):
+        paths.append(tmp_path / f"meme{i}.png")
+        draw_caption(make_background("landscape", 320, rng), words, "", rng).save(paths[-1])
+    runs = []
+    real = predict_module.read_texts
+    monkeypatch.setattr(predict_module, "read_texts", lambda images, s: runs.append(len(images)) or real(images, s))
+    predictor = predict_module.Predictor(target / "models/mm_fusion/concat", target / "models")
+    results = list(predictor.predict_many(paths))
+    assert runs == [3]
+    assert [r["path"] for r in results] == [str(p) for p in paths] and "PIZZA" in results[1]["text"]
+    one = list(predictor.predict_many([paths[1]]))[0]
+    assert one["probabilities"] == results[1]["probabilities"]  # a batch scores each meme as it would alone

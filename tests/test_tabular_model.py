@@ -246,3 +246,26 @@ def test_sources_without_metadata_get_an_always_missing_placeholder():
                                                  attention_n_heads=2))
     out = model(torch.from_numpy(x_num)[None], torch.from_numpy(missing)[None], torch.from_numpy(x_cat)[None])
     assert torch.isfinite(out).all()
+
+
+def test_encoder_forward_equals_the_library_ft_transformer():
+    """Same weights: our CLS embedding through the library's output head equals rtdl's own forward."""
+    from rtdl_revisiting_models import FTTransformer
+
+    torch.manual_seed(0)
+    cfg = FTConfig(n_numeric=3, cardinalities=[4, 5], d_block=16, n_blocks=2, attention_n_heads=2)
+    ours = FTTransformerEncoder(config=cfg).eval()
+    lib = FTTransformer(n_cont_features=3, cat_cardinalities=[4, 5], d_out=1, n_blocks=2, d_block=16,
+                        attention_n_heads=2, attention_dropout=0.1, ffn_d_hidden=None,
+                        ffn_d_hidden_multiplier=4 / 3, ffn_dropout=0.1, residual_dropout=0.0).eval()
+    rename = {"num_embeddings": "cont_embeddings", "normalization": "backbone.output.normalization"}
+    state = {".".join([rename.get(k.split(".")[0], k.split(".")[0]), *k.split(".")[1:]]): v
+             for k, v in ours.state_dict().items() if not k.startswith("missing_embedding")}
+    missing = lib.load_state_dict(state, strict=False)
+    assert set(missing.missing_keys) == {"backbone.output.linear.weight", "backbone.output.linear.bias"}
+    assert not missing.unexpected_keys
+    x_num, x_cat = torch.randn(6, 3), torch.randint(0, 4, (6, 2))
+    with torch.no_grad():
+        head = lib.backbone.output
+        mine = head.linear(head.activation(ours(x_num, torch.zeros(6, 3), x_cat)))
+        torch.testing.assert_close(mine, lib(x_num, x_cat), rtol=1e-5, atol=1e-6)

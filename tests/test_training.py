@@ -1,9 +1,14 @@
+"""The engine: training, early stopping with patience, best-epoch restore, divergence, saved experts."""
+import pytest
 import torch
 
+from core.errors import PipelineError
+from Step_4.config import TrainConfig
 from Step_4.embeddings import tensor_batches
+from Step_4.engine import Objective, classification, fit, predict, trainable_state, warmup_cosine
 from Step_4.expert import Expert, load_expert, save_expert
-from Step_4.tabular_model import FTConfig, FTTransformerEncoder
-from Step_4.training import TrainConfig, fit, predict, warmup_cosine
+from Step_4.tabular_encoder import TabularFeatureEncoder
+from Step_4.tabular_model import FTConfig
 
 
 def separable(n=200, seed=0):
@@ -16,35 +21,79 @@ class Head(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.out_dim = 8
+        self.frozen = torch.nn.Linear(8, 8).requires_grad_(False)
         self.net = torch.nn.Linear(8, 2)
 
     def forward(self, batch):
-        return self.net(batch["features"])
+        return self.net(batch["features"] + 0 * self.frozen(batch["features"]))
 
 
-def test_loop_drives_loss_down_and_restores_best():
+def train_on(train, cfg, model, val=None, **kw):
+    val = val or train
+    objective = kw.pop("objective", None) or classification(
+        cfg, [100, 100], lambda: tensor_batches(val, 100, shuffle=False), positive=1, device="cpu")
+    return fit(model, objective, train_batches=lambda e: tensor_batches(train, 32, shuffle=True, epoch=e),
+               steps_per_epoch=7, cfg=cfg, device="cpu", **kw)
+
+
+def test_loop_drives_loss_down_and_picks_the_best_epoch():
     torch.manual_seed(0)
-    train, val = separable(), separable(seed=1)
     model = Head()
     cfg = TrainConfig(epochs=15, batch_size=32, lr=0.05, patience=15, early_stop_metric="macro_f1")
-    result = fit(model, train_batches=lambda e: tensor_batches(train, 32, shuffle=True, epoch=e),
-                 val_batches=lambda: tensor_batches(val, 100, shuffle=False), steps_per_epoch=7, cfg=cfg,
-                 class_counts=[100, 100], device="cpu")
+    result = train_on(separable(), cfg, model, val=separable(seed=1))
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.5 * losses[0]
-    labels, probs, _ = predict(model, tensor_batches(val, 100, shuffle=False), "cpu")
+    labels, probs = predict(model, tensor_batches(separable(seed=1), 100, shuffle=False), "cpu")
     assert (probs.argmax(1) == labels).mean() > 0.9
     assert result.best_score == max(h["val_macro_f1"] for h in result.history)
 
 
+def test_patience_stops_at_the_right_epoch_and_restores_the_best_weights():
+    torch.manual_seed(0)
+    model = Head()
+    scores = iter([0.5, 0.8, 0.6, 0.7, 0.95, 0.99])  # best at epoch 2, then two epochs without improvement
+    snapshots = []
+
+    def evaluate(m):
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"auroc": next(scores)}
+
+    base = classification(TrainConfig(), [100, 100], lambda: [], positive=1, device="cpu")
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, patience=2)
+    result = train_on(separable(), cfg, model, objective=Objective(loss=base.loss, evaluate=evaluate, score="auroc"))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4] and result.best_epoch == 2
+    assert result.best_score == 0.8
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][name], rtol=0, atol=0)
+    assert not torch.equal(snapshots[1]["net.weight"], snapshots[3]["net.weight"])
+
+
+def test_best_epoch_snapshot_holds_trainable_weights_only():
+    state = trainable_state(Head())
+    assert set(state) == {"net.weight", "net.bias"}
+
+
+def test_lower_is_better_objective_keeps_the_lowest_score():
+    torch.manual_seed(0)
+    losses = iter([3.0, 1.0, 2.0])
+    objective = Objective(loss=lambda m, b: torch.nn.functional.cross_entropy(m(b), b["label"]),
+                          evaluate=lambda m: {"loss": next(losses)}, score="loss", higher_is_better=False)
+    result = train_on(separable(), TrainConfig(epochs=3, patience=3), Head(), objective=objective)
+    assert result.best_epoch == 2 and result.best_score == 1.0
+
+
+def test_divergence_is_a_clear_error():
+    class Exploding(Head):
+        def forward(self, batch):
+            return super().forward(batch) * float("nan")
+
+    with pytest.raises(PipelineError, match="diverged"):
+        train_on(separable(), TrainConfig(epochs=2), Exploding())
+
+
 def test_focal_loss_trains_too():
     torch.manual_seed(0)
-    train = separable()
-    model = Head()
-    cfg = TrainConfig(epochs=5, batch_size=32, lr=0.05, loss="focal")
-    result = fit(model, train_batches=lambda e: tensor_batches(train, 32, shuffle=True, epoch=e),
-                 val_batches=lambda: tensor_batches(train, 200, shuffle=False), steps_per_epoch=7, cfg=cfg,
-                 class_counts=[100, 100], device="cpu")
+    result = train_on(separable(), TrainConfig(epochs=5, batch_size=32, lr=0.05, loss="focal"), Head())
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
@@ -55,8 +104,8 @@ def test_warmup_then_cosine():
 
 def test_expert_checkpoint_reloads_to_identical_logits(tmp_path):
     torch.manual_seed(0)
-    encoder = FTTransformerEncoder(config=FTConfig(n_numeric=3, cardinalities=[4, 5], d_block=16, n_blocks=1,
-                                                   attention_n_heads=2))
+    encoder = TabularFeatureEncoder(config=FTConfig(n_numeric=3, cardinalities=[4, 5], d_block=16, n_blocks=1,
+                                                    attention_n_heads=2))
     expert = Expert(modality="tabular", encoder=encoder, n_classes=2, head_hidden=8, dropout=0.1).eval()
     batch = {"x_num": torch.randn(5, 3), "missing": torch.zeros(5, 3), "x_cat": torch.randint(0, 4, (5, 2))}
     save_expert(expert, tmp_path / "tab", classes=["a", "b"], extra={})

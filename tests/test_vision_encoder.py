@@ -61,11 +61,11 @@ def test_forward_shape_and_freeze_gradients():
     enc.freeze(trainable_blocks=-1)
     assert all(p.requires_grad for p in enc.parameters()) and enc.model.bn1.training
     with pytest.raises(PipelineError, match="trainable_blocks"):
-        enc.freeze(trainable_blocks=8)
+        enc.freeze(trainable_blocks=9)
 
 
 def test_from_config_reproduces_features(encoder):
-    cfg = json.loads(json.dumps(encoder.config()))
+    cfg = json.loads(json.dumps(encoder.to_config()))
     assert cfg["model"] == "tf_efficientnet_lite0" and cfg["weights"] == "bundled"
     rebuilt = VisionEncoder.from_config(cfg)
     rebuilt.load_state_dict(encoder.state_dict())

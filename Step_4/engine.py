@@ -1,0 +1,207 @@
+"""The one training engine for every expert, MFM pretraining, every fusion head and fine-tuning.
+
+`fit` runs AdamW (warm-up, cosine decay, clipping), scores each epoch on validation, stops after
+`patience` epochs without improvement and restores the best epoch; an `Objective` says what is
+minimised and scored (`classification(...)` for the classifiers, its own for MFM pretraining).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from core.errors import PipelineError
+from Step_4.config import TrainConfig
+from Step_4.metrics import classification_metrics
+
+LossFn = Callable[[nn.Module, dict], torch.Tensor]
+
+
+@dataclass
+class Objective:
+    """What `fit` minimises (loss(model, batch)) and how it picks the best epoch (evaluate(model)[score])."""
+
+    loss: LossFn
+    evaluate: Callable[[nn.Module], dict]
+    score: str
+    higher_is_better: bool = True
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+    samples_per_s: float = 0.0
+
+    def summary(self) -> dict:
+        return {"best_epoch": self.best_epoch, "epochs_run": len(self.history),
+                "best_val_score": round(self.best_score, 4)}
+
+
+def class_weights(counts: list[int]) -> torch.Tensor:
+    """Inverse-frequency weights n / (C · n_c), so every class carries the same total weight."""
+    counts_t = torch.tensor(counts, dtype=torch.float32).clamp(min=1)
+    return counts_t.sum() / (len(counts) * counts_t)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
+                        weights: torch.Tensor | None) -> torch.Tensor:
+    if cfg.loss == "ce":
+        return F.cross_entropy(logits, labels)
+    if cfg.loss == "weighted_ce":
+        return F.cross_entropy(logits, labels, weight=weights)
+    log_p = F.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)  # (B,)
+    focal = -((1 - log_p.exp()) ** cfg.focal_gamma) * log_p
+    if weights is not None:
+        focal = focal * weights[labels]
+    return focal.mean()
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """LR multiplier: linear 0→1 over the warmup steps, then cosine 1→0."""
+    warmup = max(1, math.ceil(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def to_device(batch: dict, device: str) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def labelled_only(batch: dict) -> dict:
+    """The rows with a label (label >= 0) of a dict of aligned tensors and lists."""
+    keep = batch["label"] >= 0
+    if keep.all():
+        return batch
+    rows = keep.tolist()
+    return {k: (v[keep] if torch.is_tensor(v) else [x for x, m in zip(v, rows) if m]) for k, v in batch.items()}
+
+
+def labelled_batches(batches: Iterable[dict]) -> Iterable[dict]:
+    return (b for b in map(labelled_only, batches) if len(b["label"]))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[dict], device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), probabilities (N, C)) over all batches, in eval mode."""
+    model.eval()
+    labels, probs = [], []
+    for batch in batches:
+        batch = to_device(batch, device)
+        probs.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+    return np.concatenate(labels), np.concatenate(probs)
+
+
+def classification(cfg: TrainConfig, class_counts: list[int], val_batches: Callable[[], Iterable[dict]], *,
+                   positive: int, device: str, desc: str = "model") -> Objective:
+    """Cross-entropy (weighted / plain / focal) plus the model's `auxiliary_loss()` if it has one; the best epoch
+    by cfg.early_stop_metric on validation."""
+    weights = class_weights(class_counts).to(device) if cfg.loss in ("weighted_ce", "focal") else None
+
+    def loss(model: nn.Module, batch: dict) -> torch.Tensor:
+        value = classification_loss(model(batch), batch["label"], cfg, weights)
+        auxiliary = getattr(model, "auxiliary_loss", None)  # e.g. the gated router's load-balancing term
+        return value + auxiliary() if auxiliary is not None else value
+
+    def evaluate(model: nn.Module) -> dict:
+        labels, probs = predict(model, val_batches(), device)
+        if not np.isfinite(probs).all():
+            raise PipelineError(f"{desc}: the model gives non-finite outputs on validation; "
+                                "lower the learning rate or raise grad_clip")
+        return {k: v for k, v in classification_metrics(labels, probs, positive).items() if k != "n"}
+
+    return Objective(loss=loss, evaluate=evaluate, score=cfg.early_stop_metric)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the weights that training can change: trainable parameters and all buffers."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in names}
+
+
+def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int], Iterable[dict]], steps_per_epoch: int,
+        cfg: TrainConfig, device: str, param_groups: list[dict] | None = None, live: Any = None, desc: str = "train",
+        check_every: int = 50) -> FitResult:
+    """Train `model` in place; on return it holds the weights of the best validation epoch.
+
+    Args:
+        train_batches: epoch -> iterable of training batches (reshuffled per epoch by the caller).
+        steps_per_epoch: batches per epoch, for the LR schedule and the progress bar.
+        param_groups: optimizer groups (e.g. no weight decay on norms); default: all trainable parameters.
+        live: a dvclive.Live to log per-epoch curves to, or None.
+        check_every: steps between checks that the loss is finite (each check waits for the device).
+    """
+    model.to(device)
+    groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * max(1, steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, cfg.warmup_fraction))
+    sign = 1.0 if objective.higher_is_better else -1.0
+    best_state, best_score, best_epoch, stale = None, -math.inf, -1, 0
+    history, seen, train_time = [], 0, 0.0
+    epochs = tqdm(range(cfg.epochs), desc=desc, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        started = time.perf_counter()
+        loss_sum, steps = torch.zeros((), dtype=torch.float64, device=device), 0
+        for batch in tqdm(train_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch",
+                          leave=False, mininterval=2.0, disable=steps_per_epoch < 100):
+            batch = to_device(batch, device)
+            loss = objective.loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach().double()
+            steps += 1
+            seen += len(batch["label"]) if "label" in batch else len(next(iter(batch.values())))
+            if steps % check_every == 0:
+                _check_finite(loss_sum, desc, epoch)
+        _check_finite(loss_sum, desc, epoch)
+        train_time += time.perf_counter() - started
+        val = objective.evaluate(model)
+        score = val[objective.score]
+        score = -math.inf if math.isnan(score) else sign * score
+        row = {"epoch": epoch + 1, "train_loss": round(loss_sum.item() / steps, 5) if steps else float("nan"),
+               "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
+        history.append(row)
+        epochs.set_postfix(loss=row["train_loss"], **{f"val_{objective.score}": val[objective.score]})
+        if live is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key.replace("val_", "val/").replace("train_", "train/"), value)
+            live.next_step()
+        if score > best_score or best_state is None:
+            best_score, best_epoch, stale = score, epoch + 1, 0
+            best_state = trainable_state(model)
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    return FitResult(best_epoch=best_epoch, best_score=float(sign * best_score), history=history,
+                     samples_per_s=round(seen / train_time, 1) if train_time > 0 else 0.0)
+
+
+def _check_finite(loss_sum: torch.Tensor, desc: str, epoch: int) -> None:
+    if not torch.isfinite(loss_sum):
+        raise PipelineError(f"{desc}: training diverged (non-finite loss) in epoch {epoch + 1}; "
+                            "lower the learning rate or raise grad_clip")

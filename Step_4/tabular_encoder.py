@@ -1,0 +1,121 @@
+"""The tabular expert: an FT-Transformer over the metadata fields, trained end to end on all rows as tensors,
+initialised from MFM pretraining when tabular_expert.pretrained is on (the other variant is reported beside it)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from core.errors import PipelineError
+from core.files import read_json
+from core.seed import seed_everything
+from Step_3.reader import class_counts
+from Step_3.splits import SPLITS
+from Step_3.tabular import TabularEncoder
+from Step_4.config import TabularExpertConfig, TabularModelConfig
+from Step_4.embeddings import extract, tensor_batches
+from Step_4.engine import classification, fit, labelled_only
+from Step_4.expert import Expert
+from Step_4.recipes import ExpertContext, TrainedExpert
+from Step_4.report import evaluate, labelled_probs
+from Step_4.tabular_data import load_tabular_split
+from Step_4.tabular_model import FTConfig, FTTransformerEncoder, parameter_groups
+
+
+class TabularFeatureEncoder(FTTransformerEncoder):
+    """FTTransformerEncoder with the expert interface: inputs from shard samples, features from a batch."""
+
+    def inputs(self, *, train: bool, meta: dict) -> tuple[Callable, Callable]:
+        tabular = TabularEncoder(meta["tabular"])
+
+        def transform(sample: dict) -> tuple:
+            row = sample["meta"].get("tabular") or {}
+            return (*tabular.encode(row), not tabular.is_empty(row))
+
+        def collate(rows: list[tuple]) -> dict:
+            x_num, missing, x_cat, present = zip(*rows)
+            return {"x_num": torch.from_numpy(np.stack(x_num)), "missing": torch.from_numpy(np.stack(missing)),
+                    "x_cat": torch.from_numpy(np.stack(x_cat)), "tabular_present": torch.tensor(present)}
+
+        return transform, collate
+
+    def features(self, batch: dict) -> torch.Tensor:
+        return self(batch["x_num"], batch["missing"], batch["x_cat"])
+
+    def freeze(self, trainable: int = 0) -> None:
+        """The FT-Transformer is small: it trains whole (any trainable != 0) or not at all."""
+        self.requires_grad_(trainable != 0)
+
+    def to_config(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+
+def ft_config(model_cfg: TabularModelConfig, tabular: TabularEncoder) -> FTConfig:
+    return FTConfig(n_numeric=tabular.n_numeric, cardinalities=tabular.cardinalities,
+                    **dataclasses.asdict(model_cfg))
+
+
+def build(cfg: TabularExpertConfig, meta: dict) -> TabularFeatureEncoder:
+    """A randomly initialised encoder for the shard set's tabular schema (params: tabular_model)."""
+    return TabularFeatureEncoder(config=ft_config(cfg.model, TabularEncoder(meta["tabular"])))
+
+
+def rebuild(config: dict, folder: Path | None) -> TabularFeatureEncoder:
+    return TabularFeatureEncoder(config=FTConfig(**config))
+
+
+def load_mfm_encoder(folder: Path, config: FTConfig) -> TabularFeatureEncoder:
+    """The MFM-pretrained encoder; its saved architecture must match the current one."""
+    if not (folder / "encoder.safetensors").is_file():
+        raise PipelineError(f"{folder}/encoder.safetensors not found; run the tabular_pretrain stage first")
+    saved = read_json(folder / "config.json")["encoder"]
+    if saved != dataclasses.asdict(config):
+        raise PipelineError(f"{folder} was pretrained with a different architecture or schema; rerun tabular_pretrain")
+    encoder = TabularFeatureEncoder(config=config)
+    encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+    return encoder
+
+
+def _fit_one(cfg: TabularExpertConfig, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
+    seed_everything(cfg.train.seed)
+    meta, t = ctx.meta, cfg.train
+    expert = Expert(modality="tabular", encoder=encoder, n_classes=len(meta["classes"]),
+                    head_hidden=cfg.head_hidden, dropout=cfg.dropout)
+    train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
+    objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
+                               positive=meta["positive_index"], device=ctx.device, desc="tabular")
+    result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc="tabular",
+                 train_batches=lambda e: tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
+                 steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size),
+                 param_groups=parameter_groups(expert, t.weight_decay))
+    data = {s: extract(expert, tensor_batches(splits[s], 1024, shuffle=False), ctx.device, desc=f"tabular features {s}")
+            for s in SPLITS}
+    return expert, data, result
+
+
+def train(cfg: TabularExpertConfig, ctx: ExpertContext) -> TrainedExpert:
+    """Train the reported expert (pretrained or not, per params) and the other variant as an ablation."""
+    if cfg.pretrained and ctx.mfm_dir is None:
+        raise PipelineError("tabular_expert.pretrained is on but no --mfm folder was given")
+    tabular = TabularEncoder(ctx.meta["tabular"])
+    config = ft_config(cfg.model, tabular)
+    splits = {s: load_tabular_split(ctx.reader, s, tabular) for s in SPLITS}
+
+    def variant(pretrained: bool, live):
+        torch.manual_seed(cfg.train.seed)
+        encoder = load_mfm_encoder(ctx.mfm_dir, config) if pretrained else TabularFeatureEncoder(config=config)
+        return _fit_one(cfg, encoder, splits, ctx, live)
+
+    expert, data, result = variant(cfg.pretrained, ctx.live)
+    ablation = {}
+    if ctx.mfm_dir is not None:  # the other variant, for comparison
+        _, other, other_result = variant(not cfg.pretrained, None)
+        scores = evaluate({s: labelled_probs(other[s]) for s in ("val", "test")}, ctx.meta["positive_index"])
+        ablation["with_mfm" if not cfg.pretrained else "without_mfm"] = {**scores, "best_epoch": other_result.best_epoch}
+    return TrainedExpert(expert, data, result, data["train"]["samples_per_s"],
+                         extra={"pretrained": cfg.pretrained, "ablation": ablation})

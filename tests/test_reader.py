@@ -1,0 +1,64 @@
+"""The shard reader: shard lists from folders, brace patterns and URLs; exact steps per epoch with workers."""
+import json
+from collections import Counter
+
+import pytest
+
+from core.errors import PipelineError
+from Step_3.reader import ShardReader, read_meta, shard_urls, steps_per_epoch
+from Step_3.shard import shard_pattern, write_shards
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_pipeline, tmp_path_factory):
+    t = tiny_pipeline
+    out = tmp_path_factory.mktemp("shards")
+    sizes = write_shards(t["rows"], t["labels"], t["splits"], out, t["shard_cfg"], 40_000_000)
+    meta = {"files": {s: shard_pattern(s, len(n)) for s, n in sizes.items()}, "shard_sizes": sizes}
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out, sizes
+
+
+def test_shard_sizes_match_the_tars(shards):
+    out, sizes = shards
+    reader = ShardReader(out)
+    for split, expected in sizes.items():
+        counted = Counter(s["id"] for s in reader.samples(split, decode_images=False))
+        assert sum(expected) == len(counted) and all(n == 1 for n in counted.values())
+    assert len(sizes["train"]) >= 2, "the tiny profile writes several train shards"
+
+
+def test_brace_pattern_url_and_folder_name_the_same_shards(shards):
+    out, _ = shards
+    by_folder = shard_urls(out, "train")  # no meta: listing
+    by_pattern = ShardReader(out).urls("train")  # meta.json's brace pattern
+    assert by_folder == by_pattern
+    url = f"pipe:cat {out}"  # any webdataset URL; 'pipe:' needs no network
+    remote = ShardReader(url)
+    assert remote.meta == read_meta(out)
+    assert remote.urls("train") == [f"pipe:cat {p}" for p in by_folder]
+    local_ids = [s["id"] for s in ShardReader(out).samples("train", decode_images=False)]
+    assert [s["id"] for s in remote.samples("train", decode_images=False)] == local_ids
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_steps_per_epoch_are_exact_with_workers(shards, workers):
+    out, sizes = shards
+    reader = ShardReader(out)
+    loader = reader.loader("train", transform=lambda s: s["id"], collate=list, batch_size=3, shuffle=True, seed=4,
+                           num_workers=workers, decode_images=False)
+    for _ in range(2):  # the same persistent loader serves every epoch
+        batches = [b for b in loader]
+        assert len(batches) == len(loader)
+        assert sorted(i for b in batches for i in b) == sorted(s["id"] for s in reader.samples("train", False))
+    assert len(loader) == steps_per_epoch(sizes["train"], 3, min(workers, len(sizes["train"])))
+
+
+def test_partial_batches_of_each_worker_are_counted():
+    assert steps_per_epoch([5, 5, 5], batch_size=4, workers=1) == 4  # 15 samples
+    assert steps_per_epoch([5, 5, 5], batch_size=4, workers=2) == 5  # worker 0: 10 -> 3, worker 1: 5 -> 2
+
+
+def test_missing_meta_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="meta.json not found; run the shard stage"):
+        ShardReader(tmp_path)
