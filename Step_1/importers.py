@@ -22,7 +22,8 @@ from Step_1.config import SourceConfig
 from Step_1.records import SPLITS
 
 HM_FILES = ("train.jsonl", "dev_seen.jsonl", "dev_unseen.jsonl", "test_seen.jsonl", "test_unseen.jsonl")
-HM_SPLITS = {"train": "train", "dev": "val", "test": "test"}  # file-name prefix -> official split
+# file-name prefix -> official split; the first matching prefix wins (test_unseen before test)
+HM_SPLITS = {"train": "train", "dev": "val", "test_unseen": "test_unseen", "test": "test_seen"}
 
 
 @dataclass
@@ -209,7 +210,8 @@ def _reject(source: SourceConfig, file: Path, line: int, image: Any, reason: str
 def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
     """The Hateful Memes layout: <path>/img/ and train / dev_* / test_* JSONL files (id, img, label, text).
 
-    Splits: train -> train, dev_* -> val, test_* -> test. An id repeated with the same img is one
+    Splits: train -> train, dev_seen / dev_unseen -> val, test_seen -> test_seen, test_unseen -> test_unseen
+    (any other test* file -> test_seen). An id repeated with the same img is one
     record (the first file wins); with another img it fails. Rows without `label` are unlabelled.
     """
     opts = build(HatefulMemesOptions, source.options, where=f"prepare.sources[{source.name}].options")

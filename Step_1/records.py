@@ -6,7 +6,8 @@ import re
 from core.errors import PipelineError
 
 RECORD_KEYS = ("id", "source", "image", "text", "label", "split", "group", "tabular", "meta")
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test_seen", "test_unseen")
+SPLIT_ALIASES = {"test": "test_seen", "dev": "val", "validation": "val"}  # older exports name them so
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -22,6 +23,7 @@ def unify(source: str, raw: dict) -> dict:
     record["source"] = source
     record["tabular"] = raw.get("tabular") or {}
     record["meta"] = raw.get("meta") or {}
+    record["split"] = SPLIT_ALIASES.get(record["split"], record["split"])
     if record["split"] is not None and record["split"] not in SPLITS:
         raise PipelineError(f"source '{source}', row {raw['local_id']}: split {record['split']!r} is not one of {SPLITS}")
     return record

@@ -1,11 +1,12 @@
 """Stage `shard`: taxonomy, splits and byte-reproducible WebDataset shards.
 
 Reads the manifest and OCR results from Step 2. Writes data/label_taxonomy.json,
-data/splits.json and data/shards/ with {train,val,test}/<split>-NNNNNN.tar plus meta.json
+data/splits.json and data/shards/ with {train,val,test_seen,test_unseen}/<split>-NNNNNN.tar plus meta.json
 (counts, classes, tabular schema with train-only statistics) for later stages.
 Each sample: __key__ = id, the image (original JPEG/PNG bytes, or a normalised PNG when the
 source needed conversion), txt (OCR or gold text, see shard.text_source) and json (id,
-label, tabular fields, source, OCR confidence, gold text).
+label, true_label (-1 unless the source knows it), the source's meta, tabular fields, source,
+OCR confidence, gold text).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from Step_1.config import PrepareConfig
 from Step_2.images import read_image
 from Step_2.ocr import OcrConfig
 from Step_2.phash import near_duplicate_pairs
-from Step_3.splits import SPLITS, assign_splits, check_labelled, link_groups
+from Step_3.splits import DEALT, SPLITS, assign_splits, check_labelled, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
 from Step_3.taxonomy import UNLABELLED, TaxonomyConfig, build_taxonomy, map_label
 
@@ -38,13 +39,14 @@ from Step_3.taxonomy import UNLABELLED, TaxonomyConfig, build_taxonomy, map_labe
 @dataclass
 class ShardConfig:
     seed: int = 7
-    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.12, "test": 0.18})
+    fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.12, "test_seen": 0.18})
     text_source: Literal["ocr", "gold"] = "ocr"
     maxcount: int = 500
     near_duplicate_distance: int = 4  # pHash bits; images this close share a split (-1: exact bytes only)
 
     def __post_init__(self) -> None:
-        check(set(self.fractions) == set(SPLITS), f"fractions need exactly the keys {list(SPLITS)}")
+        check(set(self.fractions) == set(DEALT), f"fractions need exactly the keys {list(DEALT)} (test_unseen holds "
+                                                 "only rows a source marks so)")
         check(all(v >= 0 for v in self.fractions.values()), "fractions must be non-negative")
         check(math.isclose(sum(self.fractions.values()), 1.0, abs_tol=1e-6),
               f"fractions must sum to 1, got {sum(self.fractions.values()):.4f}")
@@ -79,8 +81,12 @@ def build_samples(manifest: list[dict], ocr: list[dict], taxonomy: dict, cfg: Sh
         if hit is None:
             raise PipelineError(f"id '{row['id']}' is in the manifest but not in the OCR results; rerun the ocr stage")
         text = row["gold_text"] if cfg.text_source == "gold" and row["gold_text"] else hit["text"]
-        rows.append({**row, "text": text or "", "ocr_text": hit["text"], "ocr_confidence": hit["confidence"]})
-        labels.append(map_label(taxonomy, row["source"], row["label"], where=f"manifest row '{row['id']}'"))
+        where = f"manifest row '{row['id']}'"
+        # a source that knows the truth behind its (noisy) labels, as the synthetic one does, records it in meta
+        true = map_label(taxonomy, row["source"], (row.get("meta") or {}).get("true_label"), where=where)
+        rows.append({**row, "text": text or "", "ocr_text": hit["text"], "ocr_confidence": hit["confidence"],
+                     "true_label": true})
+        labels.append(map_label(taxonomy, row["source"], row["label"], where=where))
     return rows, labels
 
 
@@ -98,7 +104,8 @@ def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Pa
             for i in tqdm(members, desc=f"shard {split}", unit="sample"):
                 row = rows[i]
                 ext, payload = image_payload(row, max_pixels)
-                record = {"id": row["id"], "label": labels[i], "source": row["source"], "tabular": row["tabular"],
+                record = {"id": row["id"], "label": labels[i], "true_label": row["true_label"], "meta": row["meta"],
+                          "source": row["source"], "tabular": row["tabular"],
                           "ocr_confidence": row["ocr_confidence"], "gold_text": row["gold_text"], "split": split}
                 sink.write({"__key__": row["id"], ext: payload, "txt": row["text"].encode("utf-8"),
                             "json": dumps_json(record).encode("utf-8")})
@@ -138,7 +145,8 @@ def main() -> None:
     near = near_duplicate_pairs([r["phash"] for r in rows], cfg.near_duplicate_distance)
     components = link_groups(rows, near)
     splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, components)
-    check_labelled(labels, splits, taxonomy["classes"])
+    for warning in check_labelled(labels, splits, taxonomy["classes"]):
+        print(f"warning: {warning}")
     largest = max(Counter(components).values())
     if largest > 0.05 * len(rows):
         print(f"warning: {largest} of {len(rows)} rows are linked into one group (identical/near-duplicate images or "

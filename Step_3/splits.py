@@ -1,4 +1,8 @@
-"""Seeded, stratified train/val/test splits that keep linked images (same bytes, same group) together."""
+"""Seeded, stratified splits that keep linked images (same bytes, same group) together.
+
+train / val / test_seen are dealt by shard.fractions; test_unseen holds only rows a source marks as
+such (memes built from material never seen in training, as Hateful Memes' test_unseen).
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +11,10 @@ from collections import defaultdict
 
 from core.errors import PipelineError
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test_seen", "test_unseen")
+DEALT = ("train", "val", "test_seen")  # the splits shard.fractions deals rows without an official split into
+TESTS = ("test_seen", "test_unseen")
+EVALUATED = ("val", "test_seen", "test_unseen")
 
 
 class _UnionFind:
@@ -71,11 +78,11 @@ def assign_splits(rows: list[dict], labels: list[int], fractions: dict[str, floa
         comps = strata[key]
         rng.shuffle(comps)
         total = sum(len(members[c]) for c in comps)
-        target = {s: fractions[s] * total for s in SPLITS}
-        filled = dict.fromkeys(SPLITS, 0)
+        target = {s: fractions[s] * total for s in DEALT}
+        filled = dict.fromkeys(DEALT, 0)
         for comp in comps:
             # the split furthest below its target share takes the next component
-            split = max(SPLITS, key=lambda s: (target[s] - filled[s]) / max(target[s], 1e-9) if target[s] > 0 else -math.inf)
+            split = max(DEALT, key=lambda s: (target[s] - filled[s]) / max(target[s], 1e-9) if target[s] > 0 else -math.inf)
             filled[split] += len(members[comp])
             for i in members[comp]:
                 result[i] = split
@@ -94,12 +101,18 @@ def _check_identical_across_splits(rows: list[dict], idx: list[int]) -> None:
                                 "fix the source split files or drop the duplicates")
 
 
-def check_labelled(labels: list[int], splits: list[str], classes: list[str]) -> None:
-    """Every split needs labelled rows of every class, or training / early stopping / metrics are meaningless."""
+def check_labelled(labels: list[int], splits: list[str], classes: list[str]) -> list[str]:
+    """train, val and test_seen need labelled rows of every class (training, early stopping and metrics would be
+    meaningless without them); test_unseen is optional. Returns warnings for a test_unseen missing a class."""
+    warnings = []
     for split in SPLITS:
         present = {y for y, s in zip(labels, splits) if s == split and y >= 0}
         missing = [classes[c] for c in range(len(classes)) if c not in present]
-        if missing:
+        if missing and split == "test_unseen":
+            if present:
+                warnings.append(f"split 'test_unseen' has no labelled example of {missing}: its AUROC is undefined")
+        elif missing:
             n = sum(1 for s in splits if s == split)
             raise PipelineError(f"split '{split}' has {n} rows but no labelled example of {missing}; add labelled data "
                                 "for it (e.g. the dev/test files of an official split) or change shard.fractions")
+    return warnings

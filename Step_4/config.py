@@ -1,6 +1,7 @@
 """params.yaml sections of Step 4 as dataclasses (no runtime code: importing this module is cheap)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,7 +22,15 @@ class TrainConfig:
     grad_clip: float = 1.0
     early_stop_metric: Literal["macro_f1", "auroc"] = "auroc"
     patience: int = 5
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed; metrics report mean and std
+
+    @property
+    def seed(self) -> int:
+        """The seed of this run (the first of `seeds`; `for_seed` makes one run's config)."""
+        return self.seeds[0]
+
+    def for_seed(self, seed: int) -> "TrainConfig":
+        return dataclasses.replace(self, seeds=[seed])
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -31,6 +40,7 @@ class TrainConfig:
         check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
         check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
         check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct: {self.seeds}")
 
 
 @dataclass
@@ -114,7 +124,7 @@ class TabularPretrainConfig:
     def train_config(self) -> TrainConfig:
         """The engine's settings for pretraining: 5 % warm-up, clipping at 1, the best epoch kept, no early stop."""
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_fraction=0.05, grad_clip=1.0, patience=self.epochs, seed=self.seed)
+                           warmup_fraction=0.05, grad_clip=1.0, patience=self.epochs, seeds=[self.seed])
 
     def __post_init__(self) -> None:
         check(0 < self.mask_fraction < 1, f"mask_fraction must be in (0, 1), got {self.mask_fraction}")

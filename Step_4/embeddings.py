@@ -1,7 +1,8 @@
 """Embedding cache: each expert's features and logits for every sample, keyed by sample id.
 
 File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
-labels (N,), present (N,: the modality is there) and the ids (sorted) and modality in the metadata.
+labels (N,), true_labels (N,: -1 unknown), present (N,: the modality is there) and the ids (sorted) and
+modality in the metadata.
 Fusion over frozen experts reads these and never runs an encoder again.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from Step_4.engine import to_device
 def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
     """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
     expert.eval().to(device)
-    ids, feats, logits, labels, present = [], [], [], [], []
+    ids, feats, logits, labels, truth, present = [], [], [], [], [], []
     started, count = time.perf_counter(), 0
     for batch in tqdm(batches, total=total, desc=desc, unit="batch", leave=False):
         batch = to_device(batch, device)
@@ -31,6 +32,7 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
         feats.append(f.float().cpu())
         logits.append(expert.forward_head(f).float().cpu())
         labels.append(batch["label"].cpu())
+        truth.append(batch["true_label"].cpu())
         present.append(batch[f"{expert.modality}_present"].cpu())
         ids += list(batch["id"])
         count += len(batch["id"])
@@ -38,7 +40,8 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
     order = sorted(range(len(ids)), key=ids.__getitem__)
     index = torch.tensor(order, dtype=torch.long)
     data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],
-            "labels": torch.cat(labels)[index], "present": torch.cat(present)[index].bool()}
+            "labels": torch.cat(labels)[index], "true_labels": torch.cat(truth)[index],
+            "present": torch.cat(present)[index].bool()}
     data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
     return data
 
@@ -46,7 +49,8 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
 def save_embeddings(path: Path, data: dict, modality: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
-               "labels": data["labels"].contiguous(), "present": data["present"].to(torch.uint8).contiguous()}
+               "labels": data["labels"].contiguous(), "true_labels": data["true_labels"].contiguous(),
+               "present": data["present"].to(torch.uint8).contiguous()}
     # one metadata key: safetensors writes several in hash order, which would change the bytes run to run
     info = json.dumps({"ids": data["ids"], "modality": modality}, sort_keys=True)
     save_file(tensors, str(path), metadata={"info": info})

@@ -9,18 +9,21 @@ import torch
 def expert_inputs(encoders: dict[str, torch.nn.Module], *, train: bool, meta: dict) -> tuple[Callable, Callable]:
     """(transform, collate) making one batch with the inputs of every given encoder (by modality).
 
-    A batch holds 'id' (list), 'label' (B,), each encoder's inputs and its '<modality>_present' flags (B,).
+    A batch holds 'id' (list), 'label' (B,: -1 unlabelled), 'true_label' (B,: -1 unknown), each encoder's inputs
+    and its '<modality>_present' flags (B,).
     """
     parts = {m: encoder.inputs(train=train, meta=meta) for m, encoder in encoders.items()}
 
     def transform(sample: dict) -> dict:
-        out = {"id": sample["id"], "label": int(sample["meta"]["label"])}
+        out = {"id": sample["id"], "label": int(sample["meta"]["label"]),
+               "true_label": int(sample["meta"].get("true_label", -1))}
         for m, (to_inputs, _) in parts.items():
             out[m] = to_inputs(sample)
         return out
 
     def collate(rows: list[dict]) -> dict:
-        batch = {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows], dtype=torch.long)}
+        batch = {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows], dtype=torch.long),
+                 "true_label": torch.tensor([r["true_label"] for r in rows], dtype=torch.long)}
         for m, (_, collate_one) in parts.items():
             batch.update(collate_one([r[m] for r in rows]))
         return batch

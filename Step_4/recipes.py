@@ -1,20 +1,26 @@
-"""How an expert is trained from the shards: 'frozen' (encode once, cache, fit the head) or 'finetune'
-(the encoder's top layer groups train with the head, then features are cached). Both run on the engine."""
+"""How an expert is trained from the shards, once per seed: 'frozen' (encode once, cache, fit the head) or
+'finetune' (the encoder's top layer groups train with the head, then features are cached). Both run on
+the engine; the first seed's model is the one saved and whose embeddings later stages read."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from core.seed import seed_everything
 from Step_3.reader import ShardReader, class_counts
 from Step_3.splits import SPLITS
+from Step_4.config import TrainConfig
 from Step_4.embeddings import extract, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
 from Step_4.expert import Expert
 from Step_4.inputs import shard_batches
+from Step_4.registry import create_expert
+from Step_4.report import softmax
 
 
 @dataclass
@@ -30,63 +36,86 @@ class ExpertContext:
     def meta(self) -> dict:
         return self.reader.meta
 
+    @property
+    def splits(self) -> list[str]:
+        """The splits that hold samples (test_unseen may be empty for some data)."""
+        return [s for s in SPLITS if self.meta["sizes"].get(s)]
+
 
 @dataclass
 class TrainedExpert:
-    expert: Expert
-    data: dict  # split -> embeddings (ids, features, logits, labels, present)
-    result: FitResult
+    expert: Expert  # the first seed's model: saved, and its embeddings cached
+    data: dict  # split -> the first seed's embeddings (ids, features, logits, labels, true_labels, present)
+    result: FitResult  # the first seed's training
+    runs: list[dict[str, np.ndarray]]  # per seed: split -> probabilities (N, C), rows as in data[split]
     embed_samples_per_s: float
     extra: dict = field(default_factory=dict)
 
 
-def split_loader(expert: Expert, ctx: ExpertContext, split: str, **options):
-    return shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, device=ctx.device, **options)
+Run = tuple[Expert, dict, FitResult]
+
+
+def over_seeds(seeds: list[int], run_one: Callable[[int], Run]) -> TrainedExpert:
+    """One training per seed; keeps the first seed's model and every seed's scores."""
+    done = [run_one(seed) for seed in seeds]
+    expert, data, result = done[0]
+    runs = [{s: softmax(d[s]["logits"]) for s in d} for _, d, _ in done]
+    return TrainedExpert(expert, data, result, runs, data["train"]["samples_per_s"])
 
 
 def embed_splits(expert: Expert, cfg, ctx: ExpertContext) -> dict:
     """Features and logits of every split, in one pass each."""
     data = {}
-    for split in SPLITS:
-        loader = split_loader(expert, ctx, split, train=False, batch_size=cfg.embed_batch_size,
-                              num_workers=cfg.num_workers)
+    for split in ctx.splits:
+        loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
+                               batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device)
         data[split] = extract(expert, loader, ctx.device, total=len(loader), desc=f"{expert.modality} features {split}")
     return data
 
 
-def train_frozen(expert: Expert, cfg, ctx: ExpertContext) -> TrainedExpert:
-    """Cache encoder features once, then fit the head on them."""
-    expert.encoder.freeze(0)
-    data = embed_splits(expert, cfg, ctx)
-    train_set, val_set = ({"label": data[s]["labels"], "features": data[s]["features"]} for s in ("train", "val"))
-    train_set, val_set, t = labelled_only(train_set), labelled_only(val_set), cfg.train
+def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
+    """Fit the head on cached features; returns the data with this head's logits, and the fit."""
+    train_set, val_set = (labelled_only({"label": data[s]["labels"], "features": data[s]["features"]})
+                          for s in ("train", "val"))
     objective = classification(t, class_counts(ctx.meta), lambda: tensor_batches(val_set, 512, shuffle=False),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} head")
-    result = fit(expert, objective, cfg=t, device=ctx.device, live=ctx.live, desc=f"{expert.modality} head",
+    result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} head",
                  train_batches=lambda e: tensor_batches(train_set, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
                  steps_per_epoch=math.ceil(len(train_set["label"]) / t.batch_size))
     with torch.no_grad():
         expert.eval()
-        for split in SPLITS:
-            data[split]["logits"] = expert.forward_head(data[split]["features"].to(ctx.device)).float().cpu()
-    return TrainedExpert(expert, data, result, data["train"]["samples_per_s"])
+        logits = {s: expert.forward_head(d["features"].to(ctx.device)).float().cpu() for s, d in data.items()}
+    return {s: {**d, "logits": logits[s]} for s, d in data.items()}, result
 
 
-def train_finetune(expert: Expert, cfg, ctx: ExpertContext) -> TrainedExpert:
+def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
     """Fit the encoder's top `cfg.trainable` layer groups with the head from the shards, then cache features."""
     expert.encoder.freeze(cfg.trainable)
-    t = cfg.train
-    train = split_loader(expert, ctx, "train", train=True, batch_size=t.batch_size, seed=t.seed,
-                         num_workers=cfg.num_workers)
-    val = split_loader(expert, ctx, "val", train=False, batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers)
+    train = shard_batches(ctx.reader, {expert.modality: expert.encoder}, "train", train=True, batch_size=t.batch_size,
+                          seed=t.seed, num_workers=cfg.num_workers, device=ctx.device)
+    val = shard_batches(ctx.reader, {expert.modality: expert.encoder}, "val", train=False,
+                        batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device)
     objective = classification(t, class_counts(ctx.meta), lambda: labelled_batches(val),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} finetune")
-    result = fit(expert, objective, cfg=t, device=ctx.device, live=ctx.live, desc=f"{expert.modality} finetune",
+    result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} finetune",
                  train_batches=lambda e: labelled_batches(train), steps_per_epoch=len(train))
-    data = embed_splits(expert, cfg, ctx)
-    return TrainedExpert(expert, data, result, data["train"]["samples_per_s"])
+    return embed_splits(expert, cfg, ctx), result
 
 
-def train_from_shards(expert: Expert, cfg, ctx: ExpertContext) -> TrainedExpert:
-    """The default recipe: by `cfg.mode`, frozen or finetune."""
-    return train_frozen(expert, cfg, ctx) if cfg.mode == "frozen" else train_finetune(expert, cfg, ctx)
+def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
+    """The default recipe, once per seed in cfg.train.seeds: frozen (features computed once, shared by the
+    seeds) or finetune (a fresh pretrained encoder per seed)."""
+    features: dict = {}
+
+    def run_one(seed: int) -> Run:
+        seed_everything(seed)
+        expert = create_expert(kind, cfg, ctx.meta)
+        live = ctx.live if seed == cfg.train.seeds[0] else None
+        if cfg.mode == "finetune":
+            return expert, *train_finetune(expert, cfg, cfg.train.for_seed(seed), ctx, live)
+        expert.encoder.freeze(0)
+        if not features:  # a frozen encoder gives the same features whatever the seed
+            features.update(embed_splits(expert, cfg, ctx))
+        return expert, *fit_head(expert, features, cfg.train.for_seed(seed), ctx, live)
+
+    return over_seeds(cfg.train.seeds, run_one)

@@ -1,32 +1,83 @@
-"""Write a model's evaluation: metrics/<name>.json and ROC / PR / confusion plot data for DVC."""
+"""A model's evaluation over seed repeats: metrics/<name>.json and ROC / PR / confusion plot data for DVC.
+
+Every evaluated split (val, test_seen, test_unseen) gets the mean of each metric over the seeds and its
+standard deviation (`auroc`, `auroc_std`, ...), against the majority (annotator) label and, where the
+source knows it, against the true label (`vs_true_label`).
+"""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.files import write_json
+from Step_3.splits import EVALUATED
 from Step_4.metrics import classification_metrics, confusion_rows, pr_points, roc_points
 
-
-def labelled_probs(data: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of the labelled rows of an embedding/prediction dict with 'labels', 'logits'."""
-    keep = data["labels"] >= 0
-    probs = torch.softmax(data["logits"][keep].float(), dim=-1).numpy()
-    return data["labels"][keep].numpy(), probs
+PER_SEED_KEYS = ("auroc", "macro_f1")
 
 
-def evaluate(splits: dict[str, tuple[np.ndarray, np.ndarray]], positive: int) -> dict:
-    return {split: classification_metrics(labels, probs, positive) for split, (labels, probs) in splits.items()}
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.float(), dim=-1).numpy()
 
 
-def write_report(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], *, classes: list[str], positive: int,
-                 metrics_dir: Path, extra: dict | None = None, plot_split: str = "test") -> dict:
-    """metrics_dir/<name>.json plus metrics_dir/plots/<name>/{roc,pr,confusion}.json for `plot_split`."""
-    report = {**evaluate(splits, positive), **(extra or {})}
+def truth_of(data: dict) -> dict:
+    """{split: {'labels', 'true_labels'}} as arrays, from embeddings or fusion inputs of every split."""
+    return {s: {"labels": d["labels"].numpy(), "true_labels": d["true_labels"].numpy()} for s, d in data.items()}
+
+
+def split_metrics(labels: np.ndarray, probs: np.ndarray, positive: int) -> dict | None:
+    """Metrics over the labelled rows (label >= 0); None when there are none."""
+    keep = np.asarray(labels) >= 0
+    return classification_metrics(np.asarray(labels)[keep], probs[keep], positive) if keep.any() else None
+
+
+def mean_and_std(per_seed: list[dict]) -> dict:
+    """{metric: mean, metric_std: sample std over seeds (0 for one seed), n}; undefined values (NaN) become None."""
+    out = {"n": per_seed[0]["n"]}
+    for key in per_seed[0]:
+        if key == "n":
+            continue
+        values = np.array([m[key] for m in per_seed], dtype=np.float64)
+        defined = not np.isnan(values).any()
+        out[key] = round(float(values.mean()), 4) if defined else None
+        out[f"{key}_std"] = (round(float(values.std(ddof=1)), 4) if len(values) > 1 else 0.0) if defined else None
+    return out
+
+
+def summarize(runs: list[dict[str, np.ndarray]], truth: dict[str, dict], positive: int, seeds: list[int]) -> dict:
+    """Mean ± std over seeds per split. runs: per seed {split: probs (N, C)}; truth: {split: {'labels',
+    'true_labels'}} aligned with the probabilities."""
+    report = {"seeds": list(seeds), "per_seed": {}, "vs_true_label": {}}
+    for split in (s for s in EVALUATED if s in truth):
+        for target, key in (("labels", None), ("true_labels", "vs_true_label")):
+            per_seed = [split_metrics(truth[split][target], run[split], positive) for run in runs]
+            if per_seed[0] is None:
+                continue
+            (report[key] if key else report)[split] = mean_and_std(per_seed)
+            if key is None:
+                for seed, scores in zip(seeds, per_seed):
+                    report["per_seed"].setdefault(str(seed), {})[split] = {k: _finite(scores[k]) for k in PER_SEED_KEYS}
+    return report
+
+
+def _finite(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def headline(report: dict) -> str:
+    """One line: AUROC mean ± std per evaluated split."""
+    return " | ".join(f"{s} auroc {report[s]['auroc']} ± {report[s]['auroc_std']}" for s in EVALUATED if s in report)
+
+
+def write_report(name: str, report: dict, *, probs: np.ndarray, labels: np.ndarray, classes: list[str], positive: int,
+                 metrics_dir: Path) -> dict:
+    """metrics_dir/<name>.json plus metrics_dir/plots/<name>/{roc,pr,confusion}.json from one run's test_seen."""
     write_json(metrics_dir / f"{name}.json", report)
-    labels, probs = splits[plot_split]
+    keep = labels >= 0
+    labels, probs = labels[keep], probs[keep]
     plots = metrics_dir / "plots" / name
     write_json(plots / "roc.json", roc_points(labels, probs[:, positive], positive))
     write_json(plots / "pr.json", pr_points(labels, probs[:, positive], positive))

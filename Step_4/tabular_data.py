@@ -8,7 +8,7 @@ from Step_3.reader import ShardReader
 from Step_3.tabular import TabularEncoder
 
 def load_tabular_split(reader: ShardReader, split: str, encoder: TabularEncoder) -> dict:
-    """{'id', 'x_num', 'missing', 'x_cat', 'label', 'tabular_present'} sorted by id."""
+    """{'id', 'x_num', 'missing', 'x_cat', 'label', 'true_label', 'tabular_present'} sorted by id."""
     rows = sorted(reader.samples(split, decode_images=False), key=lambda s: s["id"])
     encoded = [encoder.encode(r["meta"].get("tabular") or {}) for r in rows]
     n = len(rows)
@@ -23,6 +23,7 @@ def load_tabular_split(reader: ShardReader, split: str, encoder: TabularEncoder)
         "id": [r["id"] for r in rows],
         "x_num": stack(0, torch.float32), "missing": stack(1, torch.float32), "x_cat": stack(2, torch.long),
         "label": torch.tensor([int(r["meta"]["label"]) for r in rows], dtype=torch.long),
+        "true_label": torch.tensor([int(r["meta"].get("true_label", -1)) for r in rows], dtype=torch.long),
         "tabular_present": torch.tensor([not encoder.is_empty(r["meta"].get("tabular") or {}) for r in rows],
                                         dtype=torch.bool),
     }

@@ -15,14 +15,13 @@ from core.errors import PipelineError
 from core.files import read_json
 from core.seed import seed_everything
 from Step_3.reader import class_counts
-from Step_3.splits import SPLITS
 from Step_3.tabular import TabularEncoder
 from Step_4.config import TabularExpertConfig, TabularModelConfig
 from Step_4.embeddings import extract, tensor_batches
 from Step_4.engine import classification, fit, labelled_only
 from Step_4.expert import Expert
-from Step_4.recipes import ExpertContext, TrainedExpert
-from Step_4.report import evaluate, labelled_probs
+from Step_4.recipes import ExpertContext, Run, TrainedExpert, over_seeds
+from Step_4.report import summarize, truth_of
 from Step_4.tabular_data import load_tabular_split
 from Step_4.tabular_model import FTConfig, FTTransformerEncoder, parameter_groups
 
@@ -81,9 +80,9 @@ def load_mfm_encoder(folder: Path, config: FTConfig) -> TabularFeatureEncoder:
     return encoder
 
 
-def _fit_one(cfg: TabularExpertConfig, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
-    seed_everything(cfg.train.seed)
-    meta, t = ctx.meta, cfg.train
+def _fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
+    seed_everything(t.seed)
+    meta = ctx.meta
     expert = Expert(modality="tabular", encoder=encoder, n_classes=len(meta["classes"]),
                     head_hidden=cfg.head_hidden, dropout=cfg.dropout)
     train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
@@ -94,28 +93,32 @@ def _fit_one(cfg: TabularExpertConfig, encoder: TabularFeatureEncoder, splits: d
                  steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size),
                  param_groups=parameter_groups(expert, t.weight_decay))
     data = {s: extract(expert, tensor_batches(splits[s], 1024, shuffle=False), ctx.device, desc=f"tabular features {s}")
-            for s in SPLITS}
+            for s in splits}
     return expert, data, result
 
 
 def train(cfg: TabularExpertConfig, ctx: ExpertContext) -> TrainedExpert:
-    """Train the reported expert (pretrained or not, per params) and the other variant as an ablation."""
+    """Train the reported expert (pretrained or not, per params) and the other variant as an ablation, each once
+    per seed."""
     if cfg.pretrained and ctx.mfm_dir is None:
         raise PipelineError("tabular_expert.pretrained is on but no --mfm folder was given")
     tabular = TabularEncoder(ctx.meta["tabular"])
     config = ft_config(cfg.model, tabular)
-    splits = {s: load_tabular_split(ctx.reader, s, tabular) for s in SPLITS}
+    splits = {s: load_tabular_split(ctx.reader, s, tabular) for s in ctx.splits}
 
-    def variant(pretrained: bool, live):
-        torch.manual_seed(cfg.train.seed)
-        encoder = load_mfm_encoder(ctx.mfm_dir, config) if pretrained else TabularFeatureEncoder(config=config)
-        return _fit_one(cfg, encoder, splits, ctx, live)
+    def variant(pretrained: bool, live) -> Callable[[int], Run]:
+        def run_one(seed: int) -> Run:
+            torch.manual_seed(seed)
+            encoder = load_mfm_encoder(ctx.mfm_dir, config) if pretrained else TabularFeatureEncoder(config=config)
+            return _fit_one(cfg, cfg.train.for_seed(seed), encoder, splits, ctx,
+                            live if seed == cfg.train.seeds[0] else None)
+        return run_one
 
-    expert, data, result = variant(cfg.pretrained, ctx.live)
-    ablation = {}
+    trained = over_seeds(cfg.train.seeds, variant(cfg.pretrained, ctx.live))
+    trained.extra = {"pretrained": cfg.pretrained, "ablation": {}}
     if ctx.mfm_dir is not None:  # the other variant, for comparison
-        _, other, other_result = variant(not cfg.pretrained, None)
-        scores = evaluate({s: labelled_probs(other[s]) for s in ("val", "test")}, ctx.meta["positive_index"])
-        ablation["with_mfm" if not cfg.pretrained else "without_mfm"] = {**scores, "best_epoch": other_result.best_epoch}
-    return TrainedExpert(expert, data, result, data["train"]["samples_per_s"],
-                         extra={"pretrained": cfg.pretrained, "ablation": ablation})
+        other = over_seeds(cfg.train.seeds, variant(not cfg.pretrained, None))
+        scores = summarize(other.runs, truth_of(other.data), ctx.meta["positive_index"], cfg.train.seeds)
+        trained.extra["ablation"]["with_mfm" if not cfg.pretrained else "without_mfm"] = {
+            s: scores[s] for s in scores if s not in ("per_seed", "seeds")}
+    return trained

@@ -7,8 +7,10 @@ trained on them. Mode 'finetune': the encoder's top layer groups train end to en
 end, initialised from MFM pretraining when tabular_expert.pretrained is on; the other variant is
 reported beside it.
 
-Writes models/<kind>_expert/, data/embeddings/<kind>/{train,val,test}.safetensors,
-metrics/<kind>_expert.json, metrics/plots/<kind>_expert/ and dvclive/<kind>_expert/.
+Every head is trained once per seed in <kind>_expert.train.seeds; metrics give the mean and std per split
+(val, test_seen, test_unseen) and the first seed's model is saved. Writes models/<kind>_expert/,
+data/embeddings/<kind>/<split>.safetensors, metrics/<kind>_expert.json, metrics/plots/<kind>_expert/ and
+dvclive/<kind>_expert/.
 """
 from __future__ import annotations
 
@@ -18,14 +20,13 @@ from pathlib import Path
 from core.errors import run_cli
 from core.files import atomic_dir, clean_stale_temps
 from core.params import section
-from core.seed import pick_device, seed_everything
+from core.seed import pick_device
 from Step_3.reader import ShardReader
-from Step_3.splits import SPLITS
 from Step_4.embeddings import save_embeddings
 from Step_4.expert import save_expert
 from Step_4.recipes import ExpertContext, TrainedExpert, train_from_shards
-from Step_4.registry import EXPERTS, create_expert, expert_kind
-from Step_4.report import labelled_probs, write_report
+from Step_4.registry import EXPERTS, expert_kind
+from Step_4.report import headline, summarize, truth_of, write_report
 
 
 def open_live(name: str):
@@ -37,19 +38,16 @@ def open_live(name: str):
 def train_expert(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
     """The kind's own recipe when its module has one, else frozen / finetune from the shards."""
     module = expert_kind(kind).load()
-    if hasattr(module, "train"):
-        return module.train(cfg, ctx)
-    seed_everything(cfg.train.seed)
-    return train_from_shards(create_expert(kind, cfg, ctx.meta), cfg, ctx)
+    return module.train(cfg, ctx) if hasattr(module, "train") else train_from_shards(kind, cfg, ctx)
 
 
 def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: Path, model: Path,
-                 metrics_dir: Path) -> dict:
-    """Embeddings, the model folder, metrics and plots; returns the metrics report."""
+                 metrics_dir: Path, seeds: list[int]) -> dict:
+    """Embeddings, the model folder, metrics (mean ± std over seeds) and plots; returns the metrics report."""
     clean_stale_temps(embeddings.parent, embeddings.name)
     with atomic_dir(embeddings) as tmp:
-        for split in SPLITS:
-            save_embeddings(tmp / f"{split}.safetensors", trained.data[split], trained.expert.modality)
+        for split, data in trained.data.items():
+            save_embeddings(tmp / f"{split}.safetensors", data, trained.expert.modality)
     summary = trained.result.summary()
     clean_stale_temps(model.parent, model.name)
     with atomic_dir(model) as tmp:
@@ -57,9 +55,11 @@ def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: P
                     extra={"training": summary, "tabular_schema": meta["tabular"], "text_source": meta["text_source"]})
     throughput = {"train_samples_per_s": trained.result.samples_per_s,
                   "embed_samples_per_s": trained.embed_samples_per_s}
-    return write_report(name, {s: labelled_probs(trained.data[s]) for s in ("val", "test")}, classes=meta["classes"],
-                        positive=meta["positive_index"], metrics_dir=metrics_dir,
-                        extra={"throughput": throughput, "training": summary, **trained.extra})
+    report = {**summarize(trained.runs, truth_of(trained.data), meta["positive_index"], seeds),
+              "throughput": throughput, "training": summary, **trained.extra}
+    return write_report(name, report, probs=trained.runs[0]["test_seen"],
+                        labels=trained.data["test_seen"]["labels"].numpy(), classes=meta["classes"],
+                        positive=meta["positive_index"], metrics_dir=metrics_dir)
 
 
 def main() -> None:
@@ -82,9 +82,8 @@ def main() -> None:
     trained = train_expert(args.kind, cfg, ctx)
     live.end()
     report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),
-                          metrics_dir=Path(args.metrics_dir))
-    print(f"{name}: val macro_f1 {report['val']['macro_f1']} auroc {report['val']['auroc']} | "
-          f"test macro_f1 {report['test']['macro_f1']} auroc {report['test']['auroc']}")
+                          metrics_dir=Path(args.metrics_dir), seeds=cfg.train.seeds)
+    print(f"{name}: {headline(report)}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,34 @@
 """Stage `compare`: every expert and fusion method side by side → metrics/comparison.json.
 
-The best expert and the best fusion are chosen on validation macro-F1 (never on test), and
-the test difference between them is reported.
+The best expert and the best fusion are chosen on validation AUROC (mean over seeds; never on a test
+split). Each difference on test_seen and test_unseen is reported with its seed noise, 2·sqrt(std_a² +
+std_b²), and whether it is beyond it: best fusion vs best expert, and best fusion vs every other fusion.
 """
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from core.errors import PipelineError, run_cli
 from core.files import read_json, write_json
+from Step_3.splits import EVALUATED, TESTS
 
-KEYS = ("macro_f1", "auroc", "accuracy")
+KEYS = ("auroc", "macro_f1", "accuracy")
+
+
+def model_row(report: dict, kind: str) -> dict:
+    return {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")} | {"n": report[s]["n"]}
+                             for s in EVALUATED if s in report}}
+
+
+def contrast(a: dict, b: dict, key: str) -> dict | None:
+    """Mean difference a − b of one metric on one split, its seed noise and whether it exceeds it."""
+    if a.get(key) is None or b.get(key) is None:
+        return None
+    diff = a[key] - b[key]
+    noise = 2 * math.sqrt(a[f"{key}_std"] ** 2 + b[f"{key}_std"] ** 2)
+    return {"diff": round(diff, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(diff) > noise)}
 
 
 def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
@@ -21,25 +38,34 @@ def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
             path = metrics_dir / f"{name}.json"
             if not path.is_file():
                 raise PipelineError(f"{path} not found; run its stage first (dvc repro)")
-            report = read_json(path)
-            models[name] = {"kind": kind, **{s: {k: report[s][k] for k in KEYS} for s in ("val", "test")}}
+            models[name] = model_row(read_json(path), kind)
 
     def best(kind: str) -> str:
-        return max((n for n, r in models.items() if r["kind"] == kind), key=lambda n: models[n]["val"]["macro_f1"])
+        return max((n for n, r in models.items() if r["kind"] == kind),
+                   key=lambda n: models[n]["val"]["auroc"] if models[n]["val"]["auroc"] is not None else -1)
 
     best_expert, best_fusion = best("expert"), best("fusion")
-    diff = {f"test_{k}": round(models[best_fusion]["test"][k] - models[best_expert]["test"][k], 4) for k in KEYS}
+    splits = [s for s in TESTS if s in models[best_fusion]]
+
+    def versus(other: str) -> dict:
+        return {s: {k: contrast(models[best_fusion][s], models[other][s], k) for k in ("auroc", "macro_f1")}
+                for s in splits}
+
     return {"models": models, "best_expert": best_expert, "best_fusion": best_fusion,
-            "fusion_minus_best_expert": diff, "selected_on": "val macro_f1"}
+            "selected_on": "val auroc (mean over seeds)", "fusion_minus_best_expert": versus(best_expert),
+            "best_fusion_minus_other_fusions": {n: versus(n) for n, r in models.items()
+                                                if r["kind"] == "fusion" and n != best_fusion}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m Step_5.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics-dir", default="metrics")
-    parser.add_argument("--experts", nargs="+", default=["text", "vision", "tabular"])
-    parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"])
-    parser.add_argument("--out", default="metrics/comparison.json")
+    parser.add_argument("--metrics-dir", default="metrics", help="folder with <model>.json from the expert and "
+                                                                  "fusion stages")
+    parser.add_argument("--experts", nargs="+", default=["text", "vision", "tabular"], help="expert kinds to compare")
+    parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"],
+                        help="fusion methods to compare")
+    parser.add_argument("--out", default="metrics/comparison.json", help="output file")
     args = parser.parse_args()
     result = compare(Path(args.metrics_dir), args.experts, args.methods)
     write_json(args.out, result)

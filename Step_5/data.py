@@ -11,14 +11,14 @@ from Step_4.engine import labelled_only
 
 
 def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str]) -> dict:
-    """{'id', '<m>' (N, D_m), '<m>_logits' (N, C), 'label' (N,), 'mask' (N, M)} for one split."""
+    """{'id', '<m>' (N, D_m), '<m>_logits' (N, C), 'label' (N,), 'true_label' (N,), 'mask' (N, M)} for one split."""
     per = {m: load_embeddings(embeddings_root / m / f"{split}.safetensors") for m in modalities}
     ids = per[modalities[0]]["ids"]
     for m in modalities[1:]:
         if per[m]["ids"] != ids:
             raise PipelineError(f"embeddings of '{m}' and '{modalities[0]}' for split '{split}' cover different samples; "
                                 "rerun the expert stages (dvc repro)")
-    data = {"id": ids, "label": per[modalities[0]]["labels"],
+    data = {"id": ids, "label": per[modalities[0]]["labels"], "true_label": per[modalities[0]]["true_labels"],
             "mask": torch.stack([per[m]["present"] for m in modalities], dim=1)}
     for m in modalities:
         data[m] = per[m]["features"]

@@ -1,9 +1,10 @@
 """Stage `fusion@<method>`: train one fusion head on the experts' cached embeddings and evaluate it.
 
 Methods (Step_5.models registry): concat, gated (mixture of experts with a router), transformer (one
-token per modality), late (average of expert probabilities, nothing to train). Modality dropout in
-training makes the heads robust to a missing modality; every method is also evaluated with each
-modality removed. With fusion.finetune.enabled the experts' top layers then train with the head from
+token per modality), late (average of expert probabilities, nothing to train). One head per seed in
+fusion.train.seeds: metrics give the mean and std per split (val, test_seen, test_unseen); the first
+seed's head is saved. Modality dropout in training makes the heads robust to a missing modality; the
+saved head is also evaluated on test_seen with each modality removed. With fusion.finetune.enabled the experts' top layers then train with the head from
 the shards. Writes models/mm_fusion/<method>/ (model.safetensors + fusion.json),
 metrics/fusion_<method>.json and metrics/plots/fusion_<method>/ (ROC, PR, confusion; gate weights per
 class for gated).
@@ -15,6 +16,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -24,41 +26,46 @@ from core.params import section
 from core.seed import pick_device, seed_everything
 from Step_2.ocr import OcrConfig
 from Step_3.reader import ShardReader, class_counts
-from Step_3.splits import SPLITS
+from Step_3.splits import EVALUATED, SPLITS
+from Step_4.config import TrainConfig
 from Step_4.embeddings import tensor_batches
 from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import load_expert, save_expert
-from Step_4.metrics import classification_metrics
-from Step_4.report import write_report
+from Step_4.report import headline, split_metrics, summarize, write_report
 from Step_5.config import FusionConfig
 from Step_5.data import drop_modalities, load_fusion_split, tensors_of
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 
 
-def train_batches(train: dict, cfg: FusionConfig, epoch: int):
-    gen = torch.Generator().manual_seed(cfg.train.seed * 7919 + epoch)
-    for batch in tensor_batches(train, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed, epoch=epoch):
+def train_batches(train: dict, cfg: FusionConfig, t: TrainConfig, epoch: int):
+    gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+    for batch in tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=epoch):
         batch["mask"] = drop_modalities(batch["mask"], cfg.modality_dropout, gen)
         yield batch
 
 
-def train_head(model, data: dict, cfg: FusionConfig, meta: dict, device: str, live, method: str) -> FitResult:
+def train_head(model, data: dict, cfg: FusionConfig, t: TrainConfig, meta: dict, device: str, live,
+               method: str) -> FitResult:
     """Fit the fusion head on the cached embeddings of the labelled train rows."""
     train, val = tensors_of(data["train"]), tensors_of(data["val"])
-    objective = classification(cfg.train, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
+    objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=f"fusion {method}")
-    return fit(model, objective, cfg=cfg.train, device=device, live=live, desc=f"fusion {method}",
-               train_batches=lambda e: train_batches(train, cfg, e),
-               steps_per_epoch=math.ceil(len(train["label"]) / cfg.train.batch_size))
+    return fit(model, objective, cfg=t, device=device, live=live, desc=f"fusion {method}",
+               train_batches=lambda e: train_batches(train, cfg, t, e),
+               steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
 
 
-def probs_of(model, data: dict, device: str, drop: str | None = None, modalities: list[str] = ()) -> tuple:
-    """(labels, probabilities) on labelled rows, optionally with one modality removed."""
-    tensors = tensors_of(data)
+def probs_of(model, data: dict, device: str, drop: int | None = None) -> np.ndarray:
+    """Probabilities (N, C) for every row of a split, optionally with modality number `drop` removed."""
+    tensors = {k: v for k, v in data.items() if torch.is_tensor(v)}
     if drop is not None:
         tensors["mask"] = tensors["mask"].clone()
-        tensors["mask"][:, modalities.index(drop)] = False
-    return predict(model, tensor_batches(tensors, 1024, shuffle=False), device)
+        tensors["mask"][:, drop] = False
+    return predict(model, tensor_batches(tensors, 1024, shuffle=False), device)[1]
+
+
+def truth(data: dict) -> dict:
+    return {s: {"labels": d["label"].numpy(), "true_labels": d["true_label"].numpy()} for s, d in data.items()}
 
 
 @torch.no_grad()
@@ -78,18 +85,33 @@ def gate_statistics(model, data: dict, device: str, classes: list[str], modaliti
 
 def write_gate_plot(gates: dict, path: Path) -> None:
     write_json(path, [{"class_modality": f"{c} · {m}", "mean_gate": w}
-                      for c, per in gates["test"].items() if c != "all" for m, w in per.items()])
+                      for c, per in gates["test_seen"].items() if c != "all" for m, w in per.items()])
 
 
-def finetune_end_to_end(model, cfg: FusionConfig, args, reader: ShardReader, device: str, live):
+def finetune_end_to_end(model, cfg: FusionConfig, args, reader: ShardReader, ids: dict, device: str, live):
     """The experts' top layers train with the head from the shards; returns result, scores, removal, experts."""
     from Step_5.finetune import EndToEndFusion, finetune
 
     experts = {m: load_expert(Path(args.experts) / f"{m}_expert", device)[0] for m in cfg.modalities}
     e2e = EndToEndFusion(experts=experts, head=model, modalities=cfg.modalities)
-    result, scores, removal = finetune(e2e, cfg.finetune, cfg.train, reader=reader,
+    result, scores, removal = finetune(e2e, cfg.finetune, cfg.train, reader=reader, ids=ids,
                                       modality_dropout=cfg.modality_dropout, device=device, live=live)
     return result, scores, removal, experts
+
+
+def train_seeds(method: str, params: dict, dims: FusionDims, data: dict, cfg: FusionConfig, meta: dict, device: str,
+                live) -> tuple[list, list[FitResult | None], list[dict]]:
+    """One head per seed: (models, fits (None when nothing trains), per seed {split: probabilities})."""
+    models, fits, runs = [], [], []
+    for seed in cfg.train.seeds:
+        seed_everything(seed)
+        model = create_fusion(method, dims, params)
+        trainable = any(p.requires_grad for p in model.parameters())
+        fits.append(train_head(model, data, cfg, cfg.train.for_seed(seed), meta, device,
+                               live if not models else None, method) if trainable else None)
+        runs.append({s: probs_of(model, data[s], device) for s in EVALUATED if s in data})
+        models.append(model)
+    return models, fits, runs
 
 
 def run(method: str, args) -> None:
@@ -98,43 +120,42 @@ def run(method: str, args) -> None:
     reader = ShardReader(args.shards)
     meta = reader.meta
     classes, positive, device = meta["classes"], meta["positive_index"], pick_device(cfg.device)
-    data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities) for s in SPLITS}
+    data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities) for s in SPLITS if meta["sizes"].get(s)}
     dims = FusionDims(inputs={m: data["train"][m].shape[1] for m in cfg.modalities}, n_classes=len(classes))
-    seed_everything(cfg.train.seed)
-    model = create_fusion(method, dims, params)
     from dvclive import Live
 
     live = Live(dir=f"dvclive/fusion_{method}", save_dvc_exp=False, dvcyaml=None, report=None)
-    trainable = any(p.requires_grad for p in model.parameters())
-    result = train_head(model, data, cfg, meta, device, live, method) if trainable else None
+    models, fits, runs = train_seeds(method, params, dims, data, cfg, meta, device, live)
+    model, result, seeds = models[0], fits[0], cfg.train.seeds
     summary = result.summary() if result else {"best_epoch": 0, "epochs_run": 0}
     throughput = {"train_samples_per_s": result.samples_per_s} if result else {}
-    splits = {s: probs_of(model, data[s], device) for s in ("val", "test")}
-    removal = {m: probs_of(model, data["test"], device, drop=m, modalities=cfg.modalities) for m in cfg.modalities}
+    removal = {m: probs_of(model, data["test_seen"], device, drop=i) for i, m in enumerate(cfg.modalities)}
     tuned = None
-    if cfg.finetune.enabled and result:
-        tuned_result, splits, removal, tuned = finetune_end_to_end(model, cfg, args, reader, device, live)
-        summary["finetune"] = tuned_result.summary()
+    if cfg.finetune.enabled and result:  # the first seed's head, with its experts, tuned end to end
+        ids = {s: d["id"] for s, d in data.items()}
+        tuned_result, runs, removal, tuned = finetune_end_to_end(model, cfg, args, reader, ids, device, live)
+        summary["finetune"], seeds = tuned_result.summary(), seeds[:1]
         throughput["finetune_samples_per_s"] = tuned_result.samples_per_s
     if not result:  # nothing trained (late fusion): log the validation scores once
-        for key, value in classification_metrics(*splits["val"], positive).items():
+        for key, value in split_metrics(data["val"]["label"].numpy(), runs[0]["val"], positive).items():
             if key != "n":
                 live.log_metric(f"val/{key}", value)
         live.next_step()
     live.end()
-    extra = {"method": method, "params": params, "training": summary, "throughput": throughput,
-             "modality_removal_test": {f"without_{m}": classification_metrics(*removal[m], positive)
-                                       for m in cfg.modalities}}
+    report = {**summarize(runs, truth(data), positive, seeds), "method": method, "params": params,
+              "training": summary, "throughput": throughput,
+              "modality_removal_test_seen": {f"without_{m}": split_metrics(data["test_seen"]["label"].numpy(), p, positive)
+                                             for m, p in removal.items()}}
     if hasattr(model, "gates") and tuned is None:
-        extra["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities) for s in ("val", "test")}
-        write_gate_plot(extra["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
-    report = write_report(f"fusion_{method}", splits, classes=classes, positive=positive,
-                          metrics_dir=Path(args.metrics_dir), extra=extra)
+        report["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities)
+                           for s in EVALUATED if s in data}
+        write_gate_plot(report["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
+    write_report(f"fusion_{method}", report, probs=runs[0]["test_seen"], labels=data["test_seen"]["label"].numpy(),
+                 classes=classes, positive=positive, metrics_dir=Path(args.metrics_dir))
     save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
                 modalities=cfg.modalities, experts_dir=args.experts,
                 ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), tuned_experts=tuned)
-    print(f"fusion_{method}: val macro_f1 {report['val']['macro_f1']} auroc {report['val']['auroc']} | "
-          f"test macro_f1 {report['test']['macro_f1']} auroc {report['test']['auroc']}")
+    print(f"fusion_{method}: {headline(report)}")
 
 
 def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionDims, meta: dict, modalities: list[str],

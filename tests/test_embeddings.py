@@ -13,7 +13,7 @@ import sys, torch
 from pathlib import Path
 from Step_4.embeddings import save_embeddings
 data = {"ids": ["m-1", "m-2", "m-3"], "features": torch.arange(12.).reshape(3, 4), "logits": torch.zeros(3, 2),
-        "labels": torch.tensor([0, 1, -1]), "present": torch.tensor([True, False, True])}
+        "labels": torch.tensor([0, 1, -1]), "true_labels": torch.tensor([0, 0, 1]), "present": torch.tensor([True, False, True])}
 save_embeddings(Path(sys.argv[1]), data, "text")
 """
 

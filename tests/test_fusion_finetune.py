@@ -44,11 +44,13 @@ def test_finetune_trains_top_layers_only(tiny_pipeline, tmp_path):
     frozen_before = experts["text"].encoder.backbone.encoder.layer[0].attention.self.query.weight.clone()
     tuned_before = experts["text"].encoder.backbone.encoder.layer[5].attention.self.query.weight.clone()
     cfg = FinetuneConfig(enabled=True, text_layers=1, vision_blocks=1, epochs=1, batch_size=8, lr=1e-3)
-    result, scores, removal = finetune(model, cfg, TrainConfig(seed=0), reader=ShardReader(tmp_path, meta),
-                                       modality_dropout=0.2, device="cpu")
+    reader = ShardReader(tmp_path, meta)
+    ids = {s: sorted(x["id"] for x in reader.samples(s, decode_images=False)) for s in SPLITS if meta["sizes"][s]}
+    result, runs, removal = finetune(model, cfg, TrainConfig(seeds=[0]), reader=reader, ids=ids,
+                                     modality_dropout=0.2, device="cpu")
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
-    labels, probs = scores["test"]
-    assert len(labels) == meta["sizes"]["test"] and np.allclose(probs.sum(1), 1, atol=1e-5)
-    assert set(removal) == {"text", "vision", "tabular"}
+    probs = runs[0]["test_seen"]
+    assert len(probs) == meta["sizes"]["test_seen"] and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert set(removal) == {"text", "vision", "tabular"} and len(removal["text"]) == len(probs)
     assert torch.equal(experts["text"].encoder.backbone.encoder.layer[0].attention.self.query.weight, frozen_before)
     assert not torch.equal(experts["text"].encoder.backbone.encoder.layer[5].attention.self.query.weight, tuned_before)

@@ -66,7 +66,7 @@ def test_hateful_memes_layout_splits_overlap_and_unlabelled(tmp_path):
     assert schema == {"numeric": [], "categorical": []} and rejected == []
     by_id = {r["local_id"]: r for r in rows}
     assert sorted(by_id) == ["1", "2", "3", "4", "5", "6"]  # id 4 in dev_seen and dev_unseen: one record
-    assert [by_id[i]["split"] for i in "123456"] == ["train", "train", "val", "val", "val", "test"]
+    assert [by_id[i]["split"] for i in "123456"] == ["train", "train", "val", "val", "val", "test_unseen"]
     assert by_id["4"]["meta"] == {"file": "dev_seen.jsonl", "line": 2}  # the first file wins
     assert by_id["1"]["label"] == 1 and by_id["2"]["label"] == 0 and by_id["6"]["label"] is None
     assert by_id["6"]["text"] == "sixth, no label"
@@ -188,7 +188,7 @@ def test_jsonl_duplicate_ids_name_both_rows(tmp_path):
 def test_jsonl_bad_split_value(tmp_path):
     file = write_jsonl(tmp_path / "index.jsonl", [{"p": "a.png", "s": "train"}, {"p": "b.png", "s": "dev"}])
     msg = error(import_jsonl, source("jsonl", file, {"image": "p", "split": "s"}), tmp_path, 1)
-    assert f"{file}:2" in msg and "'dev'" in msg and "['train', 'val', 'test']" in msg
+    assert f"{file}:2" in msg and "'dev'" in msg and "['train', 'val', 'test_seen', 'test_unseen']" in msg
 
 
 def test_jsonl_nan_and_infinity_become_none(tmp_path):
@@ -205,7 +205,7 @@ def test_csv_mapping_quoted_multiline_delimiter_and_raw_strings(tmp_path):
     file = tmp_path / "export.csv"
     file.write_text('id;image;text;label;split;likes;lang\n'
                     'm1;a.png;"two\nlines; with delimiter";1;train;12;en\n'
-                    'm2;b.png;;0;test;;\n'
+                    'm2;b.png;;0;test_seen;;\n'
                     '\n'
                     'm3;c.png;   ;;val;abc;fr\n', encoding="utf-8")
     opts = {"image": "image", "id": "id", "text": "text", "label": "label", "split": "split",
@@ -214,7 +214,7 @@ def test_csv_mapping_quoted_multiline_delimiter_and_raw_strings(tmp_path):
     assert schema == {"numeric": ["likes"], "categorical": ["lang"]} and rejected == []
     m1, m2, m3 = rows
     assert m1["text"] == "two\nlines; with delimiter" and m1["label"] == "1" and m1["tabular"] == {"likes": "12", "lang": "en"}
-    assert (m2["text"], m2["label"], m2["split"]) == (None, "0", "test")
+    assert (m2["text"], m2["label"], m2["split"]) == (None, "0", "test_seen")
     assert (m3["text"], m3["label"], m3["tabular"]["likes"]) == (None, "", "abc")
     assert [r["meta"]["line"] for r in rows] == [2, 4, 6]  # the row's first line; header = line 1
 
@@ -352,7 +352,7 @@ def test_prepare_with_hateful_memes_csv_and_synthetic_sources(tmp_path):
         "post_id,file,caption,flag,subset,followers,platform\n"
         "p1,media/p1.png,hello world,1,train,120,forum\n"
         "p2,media/p2.png,,0,val,abc,chat\n"
-        "p3,media/p3.png,caption ✓,,test,,\n"
+        "p3,media/p3.png,caption ✓,,test_seen,,\n"
         "p4,../secret.png,escape,0,train,5,chat\n", encoding="utf-8")
     cfg = build(PrepareConfig, {"workers": 1, "sources": [
         {"name": "hm", "kind": "hateful_memes", "path": str(hm), "label_map": LABELS},

@@ -38,13 +38,13 @@ def test_near_duplicates_land_in_one_split():
     rows = [{"id": f"s-{i}", "sha256": f"h{i}", "source": "s", "split": None, "group": None} for i in range(60)]
     links = [(i, i + 30) for i in range(30)]  # row i and i+30 are near-duplicates (different bytes)
     labels = [i % 2 for i in range(60)]
-    splits = assign_splits(rows, labels, {"train": 0.6, "val": 0.2, "test": 0.2}, 1, link_groups(rows, links))
+    splits = assign_splits(rows, labels, {"train": 0.6, "val": 0.2, "test_seen": 0.2}, 1, link_groups(rows, links))
     assert all(splits[i] == splits[i + 30] for i in range(30))
 
 
 def test_group_column_keeps_a_group_together():
     rows = [{"id": f"s-{i}", "sha256": f"h{i}", "source": "s", "split": None, "group": f"user{i % 7}"} for i in range(70)]
-    splits = assign_splits(rows, [0] * 70, {"train": 0.6, "val": 0.2, "test": 0.2}, 1, link_groups(rows))
+    splits = assign_splits(rows, [0] * 70, {"train": 0.6, "val": 0.2, "test_seen": 0.2}, 1, link_groups(rows))
     for g in range(7):
         assert len({s for r, s in zip(rows, splits) if r["group"] == f"user{g}"}) == 1
 
@@ -55,13 +55,14 @@ def test_official_splits_survive_near_duplicate_links_but_not_identical_bytes():
     from core.errors import PipelineError
 
     rows = [{"id": "hm-1", "sha256": "a", "source": "hm", "split": "val", "group": None},
-            {"id": "hm-2", "sha256": "b", "source": "hm", "split": "test", "group": None},
+            {"id": "hm-2", "sha256": "b", "source": "hm", "split": "test_seen", "group": None},
             {"id": "hm-3", "sha256": "c", "source": "hm", "split": None, "group": None}]
     comps = link_groups(rows, [(0, 1), (1, 2)])  # near-duplicates, e.g. a benign confounder of the same photo
-    assert assign_splits(rows, [0, 1, 0], {"train": 0.8, "val": 0.1, "test": 0.1}, 0, comps) == ["val", "test", "test"]
+    fractions = {"train": 0.8, "val": 0.1, "test_seen": 0.1}
+    assert assign_splits(rows, [0, 1, 0], fractions, 0, comps) == ["val", "test_seen", "test_seen"]
     rows[1]["sha256"] = "a"  # now hm-1 and hm-2 are the same bytes in two official splits
     with pytest.raises(PipelineError, match="same image but their official splits differ"):
-        assign_splits(rows, [0, 1, 0], {"train": 0.8, "val": 0.1, "test": 0.1}, 0, link_groups(rows))
+        assign_splits(rows, [0, 1, 0], {"train": 0.8, "val": 0.1, "test_seen": 0.1}, 0, link_groups(rows))
 
 
 def test_a_split_without_labelled_examples_of_a_class_is_a_clear_error():
@@ -70,6 +71,6 @@ def test_a_split_without_labelled_examples_of_a_class_is_a_clear_error():
     from core.errors import PipelineError
     from Step_3.splits import check_labelled
 
-    check_labelled([0, 1, 0, 1, 0, 1], ["train", "train", "val", "val", "test", "test"], ["benign", "abuse_hate"])
+    check_labelled([0, 1, 0, 1, 0, 1], ["train", "train", "val", "val", "test_seen", "test_seen"], ["benign", "abuse_hate"])
     with pytest.raises(PipelineError, match=r"split 'val' has 2 rows but no labelled example of \['abuse_hate'\]"):
-        check_labelled([0, 1, 0, -1, 0, 1], ["train", "train", "val", "val", "test", "test"], ["benign", "abuse_hate"])
+        check_labelled([0, 1, 0, -1, 0, 1], ["train", "train", "val", "val", "test_seen", "test_seen"], ["benign", "abuse_hate"])

@@ -40,7 +40,7 @@ def test_impossible_values_fail_before_work():
     with pytest.raises(PipelineError, match="epochs must be >= 1"):
         build(TrainConfig, {"epochs": -3}, where="train")
     with pytest.raises(PipelineError, match="fractions must sum to 1"):
-        build(ShardConfig, {"fractions": {"train": 0.7, "val": 0.2, "test": 0.2}}, where="shard")
+        build(ShardConfig, {"fractions": {"train": 0.7, "val": 0.2, "test_seen": 0.2}}, where="shard")
 
 
 def test_repository_params_load(repo_root):

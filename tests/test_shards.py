@@ -6,7 +6,7 @@ import pytest
 from core.errors import PipelineError
 from Step_3.reader import ShardReader, iter_samples
 from Step_3.shard import write_shards
-from Step_3.splits import SPLITS, assign_splits, link_groups
+from Step_3.splits import SPLITS, assign_splits, check_labelled, link_groups
 from Step_3.taxonomy import map_label
 
 
@@ -26,6 +26,7 @@ def test_shards_round_trip_and_are_byte_identical(tiny_pipeline, tmp_path):
         for sample in iter_samples(first, split):
             row, label = by_id[sample["id"]]
             assert sample["text"] == row["text"] and sample["meta"]["label"] == label
+            assert sample["meta"]["true_label"] == row["true_label"] and sample["meta"]["split"] == split
             assert sample["meta"]["tabular"] == row["tabular"] and sample["image"].size == (320, 320)
             seen.append(sample["id"])
     assert sorted(seen) == sorted(by_id)
@@ -48,22 +49,34 @@ def test_loader_shuffles_reproducibly(tiny_pipeline, tmp_path):
 def test_identical_images_never_straddle_splits():
     rows = [{"id": f"s-{i}", "sha256": f"h{i % 10}", "source": "s", "split": None, "group": None} for i in range(40)]
     labels = [i % 2 for i in range(40)]
-    splits = assign_splits(rows, labels, {"train": 0.6, "val": 0.2, "test": 0.2}, 0, link_groups(rows))
+    splits = assign_splits(rows, labels, {"train": 0.6, "val": 0.2, "test_seen": 0.2}, 0, link_groups(rows))
     for h in {r["sha256"] for r in rows}:
         assert len({s for r, s in zip(rows, splits) if r["sha256"] == h}) == 1
-    assert set(splits) == set(SPLITS)
+    assert set(splits) == {"train", "val", "test_seen"}
 
 
 def test_split_is_stratified_and_official_split_kept():
     rows = [{"id": f"s-{i}", "sha256": f"h{i}", "source": "s", "split": None, "group": None} for i in range(200)]
-    rows[0]["split"] = "test"
+    for i in range(0, 20, 2):
+        rows[i]["split"] = "test_unseen"
     labels = [int(i < 60) for i in range(200)]
-    splits = assign_splits(rows, labels, {"train": 0.7, "val": 0.1, "test": 0.2}, 3, link_groups(rows))
-    assert splits[0] == "test"
-    for label, total in ((1, 60), (0, 140)):
-        n_test = sum(1 for s, y in zip(splits, labels) if s == "test" and y == label)
+    fractions = {"train": 0.7, "val": 0.1, "test_seen": 0.2}
+    splits = assign_splits(rows, labels, fractions, 3, link_groups(rows))
+    assert [i for i, s in enumerate(splits) if s == "test_unseen"] == list(range(0, 20, 2))  # only official rows
+    for label, total in ((1, 50), (0, 140)):  # the other 190 rows are dealt by fractions, per label
+        n_test = sum(1 for i, (s, y) in enumerate(zip(splits, labels)) if s == "test_seen" and y == label)
         assert abs(n_test - 0.2 * total) <= 2
-    assert splits == assign_splits(rows, labels, {"train": 0.7, "val": 0.1, "test": 0.2}, 3, link_groups(rows))
+    assert splits == assign_splits(rows, labels, fractions, 3, link_groups(rows))
+
+
+def test_test_unseen_is_optional_but_the_dealt_splits_need_both_classes():
+    classes = ["benign", "abuse_hate"]
+    splits = ["train", "train", "val", "val", "test_seen", "test_seen", "test_unseen"]
+    assert check_labelled([0, 1, 0, 1, 0, 1, 1], splits, classes) == [
+        "split 'test_unseen' has no labelled example of ['benign']: its AUROC is undefined"]
+    assert check_labelled([0, 1, 0, 1, 0, 1], splits[:-1], classes) == []
+    with pytest.raises(PipelineError, match="split 'test_seen' has 2 rows but no labelled example of"):
+        check_labelled([0, 1, 0, 1, 1, 1], splits[:-1], classes)
 
 
 def test_taxonomy_maps_and_names_allowed_values(tiny_pipeline):

@@ -25,17 +25,22 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
     for path in ["data/prepared/records.jsonl", "data/manifest.jsonl", "data/ocr.jsonl", "data/label_taxonomy.json",
                  "data/splits.json", "data/shards/meta.json", "models/text_expert/model.safetensors",
                  "models/vision_expert/expert.json", "models/tabular_mfm/encoder.safetensors",
-                 "models/tabular_expert/model.safetensors", "data/embeddings/vision/test.safetensors",
-                 "models/mm_fusion/gated/fusion.json", "metrics/comparison.json"]:
+                 "models/tabular_expert/model.safetensors", "data/embeddings/vision/test_unseen.safetensors",
+                 "models/mm_fusion/gated/fusion.json", "metrics/comparison.json", "metrics/unfamiliar.json"]:
         assert (target / path).exists(), path
     assert list((target / "data/shards/train").glob("*.tar"))
     comparison = json.loads((target / "metrics/comparison.json").read_text())
     assert set(comparison["models"]) == {"text_expert", "vision_expert", "tabular_expert", "fusion_concat",
                                          "fusion_gated", "fusion_transformer", "fusion_late"}
     for scores in comparison["models"].values():
-        assert all(np.isfinite(v) for split in ("val", "test") for v in scores[split].values())
+        assert all(np.isfinite(v) for split in ("val", "test_seen") for v in scores[split].values())
     gated = json.loads((target / "metrics/fusion_gated.json").read_text())
-    assert abs(sum(gated["gates"]["test"]["all"].values()) - 1) < 1e-3
+    assert abs(sum(gated["gates"]["test_seen"]["all"].values()) - 1) < 1e-3
+    assert gated["seeds"] == [0, 1] and set(gated["per_seed"]) == {"0", "1"}  # the smoke profile's two seeds
+    assert gated["test_seen"]["auroc_std"] >= 0 and "test_unseen" in gated["vs_true_label"]
+    unfamiliar = json.loads((target / "metrics/unfamiliar.json").read_text())
+    assert set(unfamiliar["methods"]) == {"concat", "gated", "transformer", "late"}
+    assert all(0 <= m["fpr"] <= 1 for m in unfamiliar["methods"].values()) and unfamiliar["count"] == 12
     assert result["second_run_stages"] == [], result["second_run_output"]  # strictly nothing reran
     assert result["status_after"] == {}  # and `dvc status` reports every stage up to date
 
@@ -52,8 +57,8 @@ def test_own_data_with_broken_files_goes_through(smoke_dir):
     meta = json.loads((target / "data/shards/meta.json").read_text())
     assert meta["sources"] == ["csv_example", "hm_example", "synthetic"]
     splits = json.loads((target / "data/splits.json").read_text())["ids"]
-    assert all(f"hm_example-{10016 + i}" in splits["test"] for i in range(8))  # test_unseen.jsonl
-    assert meta["counts"]["test"].get("unlabelled", 0) == 8
+    assert all(f"hm_example-{10016 + i}" in splits["test_unseen"] for i in range(8))  # test_unseen.jsonl
+    assert meta["counts"]["test_unseen"].get("unlabelled", 0) == 8
     ocr = json.loads((target / "metrics/ocr.json").read_text())
     assert ocr["rejected"] == 5
 
@@ -97,11 +102,11 @@ def test_expert_finetune_mode_on_real_shards(smoke_dir, tmp_path, modality, extr
                          cwd=target, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "metrics" / f"{modality}_expert.json").read_text())
-    assert report["training"]["epochs_run"] == 1 and 0 <= report["test"]["auroc"] <= 1
+    assert report["training"]["epochs_run"] == 1 and 0 <= report["test_seen"]["auroc"] <= 1
     from Step_4.embeddings import load_embeddings
     from Step_4.expert import load_expert
 
-    emb = load_embeddings(tmp_path / "emb" / "test.safetensors")
+    emb = load_embeddings(tmp_path / "emb" / "test_seen.safetensors")
     expert, _ = load_expert(tmp_path / "model")
     tuned = dict(expert.encoder.named_parameters())
     original, _ = load_expert(target / f"models/{modality}_expert")  # frozen-mode expert: pretrained encoder

@@ -1,1 +1,1 @@
-"""Built-in synthetic meme source: real photos and drawn scenes, captions, metadata, labels."""
+"""Built-in synthetic meme source: caption grammar, scenes, label rule, simulated annotators, held-out pools."""

@@ -1,83 +1,353 @@
-"""Meme-style captions with an intent class, built from templates with invented group names.
+"""Meme captions from a compositional grammar: intent → frame (a template skeleton with paraphrases) → slots.
 
-Intents:
-- neutral: everyday jokes; some mention a group in a harmless way (a text-side confounder).
-- mocking: ridicule aimed at whoever is pictured; hateful only over an image of people.
-- explicit: openly hateful toward an invented group, whatever the image.
-No real group names or slurs appear: groups are invented, insults are neutral placeholder words.
+Intents (what the caption says; the label also depends on the image and, for `borderline`, on the
+account — see Step_1.synthetic.generate):
+- neutral: everyday jokes, some self-mocking ("me trying to ...").
+- group_neutral: a harmless mention of a group (food festival, friends, language): benign text that names a group.
+- mocking: ridicule or dehumanising remarks aimed at whoever is pictured; names no group.
+- explicit: an open attack on a named group (statements, "just asking" questions, stereotypes).
+- counter: negation or defence of a group ("X are NOT ruining Y", "stop blaming X").
+- condemning: quotes or reports a hateful phrase (or the hate emblem) in order to condemn it; reads hateful, is benign.
+- borderline: sarcastic, ambiguous remarks about a group; hostile or not depending on who posts it.
+
+Slots: {group} (invented group names), {target} (who is pictured), {action}, {object}, {place}, {deserve},
+{insult} (neutral placeholder words), {adj}, {creature}, {problem}, {food}, {everyday}, {quote} (an explicit
+caption quoted by a condemning frame). Framing wrappers ("honestly ...", "... change my mind"), sarcasm
+markers and misspellings (character swaps, drops, doubles, vowel changes) are added on top.
+No real group names or slurs appear.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 
-INTENTS = ("neutral", "mocking", "explicit")
+INTENTS = ("neutral", "group_neutral", "mocking", "explicit", "counter", "condemning", "borderline")
 
-GROUPS = ("vorlish", "quenari", "tesks", "mirrans", "zeloths", "brandovians", "ostari", "kelvenites")
-PLACES = ("our town", "this country", "the office", "our schools", "the city", "our street", "the park", "the internet")
-THINGS = ("respect", "a seat at the table", "any rights", "to vote", "a job here", "to be heard", "our help")
-EVERYDAY = ("coffee", "monday", "the weekend", "my diet", "homework", "the wifi", "my alarm", "leg day", "payday",
-            "the group chat", "my cat", "laundry", "the bus", "pizza", "my plants", "taxes")
-ADJECTIVES = ("proud", "confident", "smart", "brave", "organized", "special", "important", "clever")
-VERBS = ("dance", "cook", "park", "sing", "think", "drive", "dress up", "take a selfie")
+GROUPS = ("vorlish", "quenari", "tesks", "mirrans", "zeloths", "brandovians", "ostari", "kelvenites",
+          "dravolki", "sunnetars", "pellarines", "ushkari", "fendrels", "lomarites", "gavrosi", "tiberlings",
+          "draskellans", "orvenians", "halloqs", "bexarites", "skirrans", "morvanis", "cadrelites", "yuvenari")
 
-NEUTRAL_TEMPLATES = (
-    "when {everyday} finally works out",
-    "me waiting for {everyday}",
-    "nobody: me at 3am thinking about {everyday}",
-    "this is fine",
-    "when you remember {everyday} is tomorrow",
-    "how it started how it is going",
-    "{everyday} be like",
-    "one does not simply skip {everyday}",
-    "i am once again asking about {everyday}",
-    "when {everyday} hits different",
-    "trust me i am an expert in {everyday}",
-    "{group} food festival this weekend in {place}",
-    "learning the {group} language one word a day",
-    "happy new year to all my {group} friends",
-)
-MOCKING_TEMPLATES = (
-    "look at them trying to {verb}",
-    "imagine being this {adjective}",
-    "they really thought they did something",
-    "when they try to {verb} like normal people",
-    "peak evolution right here",
-    "they let anyone {verb} these days",
-    "so {adjective} yet so clueless",
-    "this is what they call {everyday}",
-    "somebody tell them about {everyday}",
-    "the face of a genius",
-    "bless their tiny brains",
-    "at least they tried to {verb}",
-    "no thoughts head empty",
-)
-EXPLICIT_TEMPLATES = (
-    "{group} do not deserve {thing}",
-    "no {group} allowed in {place}",
-    "get every {group} out of {place}",
-    "{group} are ruining {place}",
-    "{group} should never get {thing}",
-    "send the {group} back where they came from",
-    "{group} are a disease on {place}",
-    "keep {group} away from {place}",
-    "{group} are not people like us",
-)
-_TEMPLATES = {"neutral": NEUTRAL_TEMPLATES, "mocking": MOCKING_TEMPLATES, "explicit": EXPLICIT_TEMPLATES}
+SLOTS: dict[str, tuple[str, ...]] = {
+    "target": ("they", "these ones", "this one", "this guy", "that lot", "these people", "this crew", "those two",
+               "this bunch", "the whole family"),
+    "action": ("parallel park", "make toast", "read a map", "fold a fitted sheet", "use a microwave",
+               "tie shoelaces", "open a jar", "boil water", "build a flat pack chair", "send an email",
+               "catch a bus", "ride a bike", "wrap a present", "plug in a cable", "count to ten", "order a pizza",
+               "clap on the beat", "whistle", "use a fork", "pick a movie", "find the exit", "close a door",
+               "zip a jacket", "make small talk", "set an alarm", "read a clock", "split a bill",
+               "carry groceries", "walk in a straight line", "pour cereal", "load a dishwasher", "take a selfie",
+               "dance", "sing in tune", "cook rice", "type with two hands", "drive a car", "hang a picture",
+               "use a ladder", "skip a stone"),
+    "object": ("the wifi", "my sandwich", "the remote", "the last slice", "the parking spot", "the aux cable",
+               "my charger", "the thermostat", "the good chair", "my umbrella", "the elevator", "the stapler",
+               "the window seat", "my leftovers", "the group project", "the shared fridge", "the bike rack",
+               "my headphones", "the coffee machine", "the front gate"),
+    "place": ("our town", "this country", "the office", "our schools", "the city", "our street", "the park",
+              "the internet", "the neighbourhood", "our football club", "the beach", "the library",
+              "our market", "the suburbs", "the west side", "the train station", "my building", "our village",
+              "the gym", "the coast", "the valley", "downtown", "the old quarter", "our campus", "the harbour",
+              "the mall", "the north end", "our block", "the river side", "the high street"),
+    "deserve": ("respect", "a seat at the table", "any rights", "to vote", "a job here", "to be heard",
+                "our help", "a say", "housing here", "equal pay", "a second chance", "a voice",
+                "the benefit of the doubt", "a place here", "a fair trial", "a loan", "a school place",
+                "a doctor"),
+    "insult": ("florbs", "grubnicks", "snivvers", "muckwits", "blorts", "zonkers", "gribbles", "dweebles",
+               "splorks", "wumpers", "krindles", "flubbers", "droobles", "snorkels", "plonkers", "grizzocks"),
+    "adj": ("clueless", "hopeless", "slow", "dense", "useless", "confused", "lost", "dim", "goofy",
+            "helpless", "brainless", "pathetic", "sloppy", "lazy", "dopey", "awkward"),
+    "creature": ("potato", "goblin", "gremlin", "troll", "swamp creature", "lump of clay", "garden gnome",
+                 "sea cucumber", "houseplant", "traffic cone", "wet sock", "bag of flour", "sad muffin",
+                 "broken toaster"),
+    "problem": ("the traffic", "the prices", "the noise", "the mess", "the rent", "the potholes", "the litter",
+                "the bad weather", "the long queues", "the rumours", "the power cuts", "the delays",
+                "the crowds", "the smell", "the closed shops", "the late trains"),
+    "food": ("dumplings", "flatbread", "soup", "pastries", "stew", "noodles", "pies", "sweets", "bread",
+             "tea", "pickles", "dumpling soup", "honey cake", "rice pudding", "fried dough", "spice tea"),
+    "number": ("three", "seven", "twelve", "forty", "ninety", "100", "365"),
+    "symbol": ("symbol", "sign", "emblem", "logo", "badge", "sticker", "flag", "patch"),
+    "report": ("report", "flag", "remove", "block", "erase"),
+    "everyday": ("coffee", "monday", "the weekend", "my diet", "homework", "the wifi", "my alarm", "leg day",
+                 "payday", "the group chat", "my cat", "laundry", "the bus", "pizza", "my plants", "taxes",
+                 "the printer", "my inbox", "game night", "the dentist", "spring cleaning", "my playlist",
+                 "the gym", "exam week", "my sourdough", "the office fridge", "online shopping", "meal prep",
+                 "the morning commute", "my to do list", "the weather app", "a long nap", "my phone battery",
+                 "the new season", "self checkout", "the bake sale", "karaoke night", "the parking lot",
+                 "my houseplants", "the family dinner"),
+}
+
+PREFIXES = ("honestly", "ngl", "lol", "breaking news", "daily reminder", "fun fact", "hot take", "just saying",
+            "unpopular opinion", "be honest", "tell me why", "nobody asked but", "real talk", "plot twist",
+            "me to my friends", "every single time")
+SUFFIXES = ("lol", "lmao", "change my mind", "just saying", "no cap", "for real", "facts", "am i wrong",
+            "every time", "100 percent", "true story", "think about it", "and that is that", "cry about it")
+SARCASM = ("oh sure", "yeah right", "wow", "oh great", "totally", "clearly", "what a surprise", "shocking",
+           "sure buddy", "very cool")
 
 
-def make_caption(intent: str, rng: np.random.Generator) -> str:
-    """A lower-case caption for `intent`; rendering upper-cases it."""
-    templates = _TEMPLATES[intent]
-    template = templates[rng.integers(len(templates))]
-    slots = {
-        "group": GROUPS[rng.integers(len(GROUPS))],
-        "place": PLACES[rng.integers(len(PLACES))],
-        "thing": THINGS[rng.integers(len(THINGS))],
-        "everyday": EVERYDAY[rng.integers(len(EVERYDAY))],
-        "adjective": ADJECTIVES[rng.integers(len(ADJECTIVES))],
-        "verb": VERBS[rng.integers(len(VERBS))],
-    }
-    return template.format(**slots)
+@dataclass(frozen=True)
+class Frame:
+    """One caption skeleton: its paraphrases share meaning and slots; the unit of the seen/unseen split."""
+
+    name: str
+    intent: str
+    patterns: tuple[str, ...]
+
+
+def _frames(intent: str, table: dict[str, tuple[str, ...]]) -> tuple[Frame, ...]:
+    return tuple(Frame(f"{intent}.{name}", intent, patterns) for name, patterns in table.items())
+
+
+FRAMES: dict[str, tuple[Frame, ...]] = {
+    "neutral": _frames("neutral", {
+        "works_out": ("when {everyday} finally works out", "that feeling when {everyday} goes right",
+                      "{everyday} actually worked today and i am shook"),
+        "waiting": ("me waiting for {everyday}", "still waiting for {everyday} to start",
+                    "me at 3am waiting for {everyday}"),
+        "be_like": ("{everyday} be like", "{everyday} every single week", "me explaining {everyday} to my mom"),
+        "remember": ("when you remember {everyday} is tomorrow", "just remembered {everyday} exists",
+                     "me realizing {everyday} is today"),
+        "expert": ("trust me i am an expert in {everyday}", "ten years of experience in {everyday}",
+                   "my whole personality is {everyday}"),
+        "self_try": ("me trying to {action} before coffee", "me trying to {action} on a monday",
+                     "watch me try to {action} with zero sleep"),
+        "self_fail": ("i tried to {action} and it went great", "i cannot {action} and i have accepted it",
+                      "still learning to {action} at my age"),
+        "steal": ("who took {object} from {place} again", "someone in {place} stole {object}",
+                  "protecting {object} at {place} like my life depends on it"),
+        "question": ("does anyone else love {everyday}?", "is it normal to think about {everyday} all day?",
+                     "why is {everyday} always like this?"),
+        "hits": ("when {everyday} hits different", "{everyday} just hits different in {place}",
+                 "nothing beats {everyday} in {place}"),
+        "skip": ("one does not simply skip {everyday}", "skipping {everyday} again this week",
+                 "me pretending {everyday} is not happening"),
+        "pet": ("my cat judging me for {everyday}", "the dog when i mention {everyday}",
+                "my plants watching me {action}"),
+    }),
+    "group_neutral": _frames("group_neutral", {
+        "festival": ("{group} food festival this weekend in {place}", "{group} street fair coming to {place}",
+                     "the {group} market in {place} opens sunday"),
+        "language": ("learning the {group} language before my trip to {place}",
+                     "day {number} of learning {group} phrases", "my {group} teacher says i {action} like a local"),
+        "friends": ("happy new year to all my {group} friends in {place}",
+                    "shoutout to my {group} neighbours for the {food}", "my {group} friends taught me to {action}"),
+        "food": ("{group} grandmas make the best {food}", "tried {group} {food} for the first time",
+                 "nothing beats {group} {food} on a cold day"),
+        "question": ("is there a good {group} bakery in {place}?", "where can i buy {group} {food} in {place}?",
+                     "any {group} speakers in {place}?"),
+        "music": ("{group} music night in {place} was amazing", "the {group} choir performs in {place} tonight",
+                  "{group} dance class starts next week in {place}"),
+        "history": ("the {group} museum in {place} is free today", "the old {group} bridge in {place} is beautiful",
+                    "{group} poetry hits different with {food}"),
+        "community": ("the {group} community in {place} raised money for the library",
+                      "{group} volunteers cleaned up {place}", "thanks to the {group} club for fixing {place}"),
+    }),
+    "mocking": _frames("mocking", {
+        "trying": ("look at them trying to {action}", "watch this one try to {action}",
+                   "{target} really tried to {action}"),
+        "imagine": ("imagine being this {adj} in {place}", "imagine looking like this and still failing to {action}",
+                    "imagine needing help to {action}"),
+        "genius": ("the face of someone who cannot {action}", "peak intelligence trying to {action}",
+                   "a true mastermind at work in {place}", "top of the food chain in {place} apparently"),
+        "brain": ("{target} share one brain cell and it is trying to {action}",
+                  "bless their tiny brains they tried to {action}", "no thoughts just {adj} vibes in {place}"),
+        "zoo": ("who let {target} out of the zoo in {place}", "is that a person or a {creature} in {place}",
+                "nature documentary the wild {insult} tries to {action}"),
+        "normal": ("when they try to {action} like normal people", "{target} think they can {action} like us",
+                   "acting like they know how to {action}"),
+        "evolution": ("peak evolution cannot even {action}", "evolution skipped {target} in {place}",
+                      "evolution took a day off in {place}"),
+        "letting": ("they let anyone {action} these days", "who allowed {target} to {action}",
+                    "someone gave {target} permission to {action}"),
+        "looks": ("{target} look like {insult}", "{target} give total {insult} energy",
+                  "a face only a {creature} from {place} could love"),
+        "circus": ("the circus in {place} called they want their {insult} back",
+                   "{target} are the main act of the {place} clown show",
+                   "{target} tried to {action} send in the clowns"),
+        "cannot": ("{target} cannot even {action}", "ten years later {target} still cannot {action}",
+                   "{target} failed to {action} three times"),
+        "rating": ("rate this {adj} {creature} from one to ten", "spotted a wild {creature} in {place}",
+                   "found the {creature} of {place}"),
+    }),
+    "explicit": _frames("explicit", {
+        "ruin": ("{group} are ruining {place}", "{group} keep wrecking {place}",
+                 "{place} was fine before the {group} showed up"),
+        "deny": ("{group} do not deserve {deserve}", "no {group} should ever get {deserve}",
+                 "why would we give {group} {deserve}?"),
+        "ban": ("no {group} allowed in {place}", "keep {group} out of {place}", "{place} is no place for {group}"),
+        "expel": ("send the {group} in {place} back where they came from", "get all the {group} out of {place}",
+                  "{group} go home you are not welcome in {place}"),
+        "disease": ("{group} are a disease on {place}", "{group} spread like a plague through {place}",
+                    "{place} is infested with {group}"),
+        "subhuman": ("{group} in {place} are not people like us", "{group} are barely human and {adj} too",
+                     "{group} are {insult} every last one"),
+        "insult": ("all {group} are {insult}", "all the {group} i ever met were {adj}", "{group} are born {adj}"),
+        "jaq": ("why are {group} always so {adj}?", "have you ever seen {group} {action}?",
+                "is it just me or are {group} {adj}?"),
+        "stereotype": ("{group} cannot even {action}", "typical {group} cannot {action}",
+                       "{group} will never learn to {action}"),
+        "takeover": ("{group} are taking over {place}", "{group} are stealing {object} and {deserve}",
+                     "the {group} want {place} for themselves"),
+        "blame": ("everything wrong with {place} is the {group}", "blame the {group} for {problem}",
+                  "{problem} in {place}? thank the {group}"),
+        "threat": ("{group} better stay away from {place}", "{place} will be {group} free soon",
+                   "we will run the {group} out of {place}"),
+    }),
+    "counter": _frames("counter", {
+        "not_ruining": ("{group} are NOT ruining {place}", "no {group} are not ruining {place}",
+                        "{group} did not ruin {place} stop saying it"),
+        "deserve": ("{group} deserve {deserve} like everyone else", "yes {group} deserve {deserve}",
+                    "giving {group} {deserve} costs you nothing"),
+        "stop_blame": ("stop blaming {group} for {problem}", "{problem} is not the fault of {group}",
+                       "{group} did not cause {problem} in {place}"),
+        "not_insult": ("no {group} are not {insult}", "{group} are not {adj} and you know it",
+                       "calling {group} {insult} says more about you"),
+        "belong": ("{group} belong in {place} too", "{place} is home for {group} too",
+                   "{group} have lived in {place} for generations"),
+        "question": ("why do people still blame {group} for {problem}?", "who told you {group} are {adj}?",
+                     "since when are {group} the problem in {place}?"),
+        "sarcastic": ("sure blame {group} for {problem} very smart", "yeah {problem} is always the {group} right",
+                      "oh no {group} are opening a bakery in {place} the horror"),
+        "met": ("met some {group} today they helped me {action}", "my {group} neighbour helped me {action}",
+                "the {group} family next door fixed {object}"),
+    }),
+    "condemning": _frames("condemning", {
+        "sprayed": ('someone sprayed "{quote}" on a wall. reported', 'found "{quote}" sprayed near {place}',
+                    'who wrote "{quote}" on the bus stop? not ok'),
+        "heard": ('my uncle said "{quote}" at dinner. we left', 'heard someone shout "{quote}" today. disgusting',
+                  'a guy on the bus said "{quote}" and nobody laughed'),
+        "still_say": ('people really still say "{quote}" in 2024', 'imagine saying "{quote}" out loud',
+                      'if you think "{quote}" unfollow me'),
+        "reminder": ('reminder "{quote}" is hate speech. {report} it', '"{quote}" is not an opinion. it is hate',
+                     'we removed posts saying "{quote}"'),
+        "emblem": ("this {symbol} means hate. {report} it", "if you see this {symbol} in {place} {report} it",
+                   "this {symbol} has no place in {place}"),
+        "emblem_report": ("we had to {report} this {symbol} in {place}", "saw this {symbol} in {place} today. reported",
+                          "painted over this hate {symbol} in {place}"),
+        "news": ('council condemns "{quote}" posters in {place}', 'police ask about "{quote}" graffiti',
+                 'school teaches why "{quote}" is hate'),
+        "screenshot": ('a troll said "{quote}". blocked', 'this account posted "{quote}". {report} it',
+                       'saw "{quote}" in the comments. do better'),
+    }),
+    "borderline": _frames("borderline", {
+        "great_at": ("oh sure {group} are totally great at {action}", "wow {group} really know how to {action}",
+                     "{group} and {action}? what could go wrong"),
+        "surprise": ("{group} in {place} again what a surprise", "guess who is in {place} again {group}",
+                     "more {group} in {place} how lovely"),
+        "as_usual": ("{group} being {group} in {place} as usual", "classic {group} move with {object}",
+                     "peak {group} behaviour in {place}"),
+        "just_saying": ("not saying anything about {group} and {problem} just saying",
+                        "no comment on the {group} in {place}",
+                        "{group} tried to {action} i will just leave this here"),
+        "interesting": ("interesting how it is always {group} near {place}",
+                        "funny how {group} show up when {problem} starts", "{group} and {problem} what a coincidence"),
+        "neighbours": ("{group} moving into {place} cool cool cool",
+                       "new {group} neighbours brought {food} great just great",
+                       "so {place} is a {group} town now huh"),
+        "questions": ("do {group} even {action}?", "are {group} allowed to {action} now?",
+                      "since when do {group} {action}?"),
+        "special": ("{group} think they are so special in {place}",
+                    "everyone clap for the {group} who managed to {action}",
+                    "the {group} strike again in {place}"),
+    }),
+}
+
+_SLOT = re.compile(r"\{(\w+)\}")
+MAX_CHARS = 64  # longer captions shrink the font below what OCR reads well
+
+
+@dataclass(frozen=True)
+class Caption:
+    text: str  # lower case, as written (rendering upper-cases it)
+    intent: str
+    frame: str
+    quoted_frame: str | None
+    group: str | None
+    sarcasm: bool
+    typos: int
+
+
+def _pick(seq, rng: np.random.Generator):
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _fill(pattern: str, rng: np.random.Generator, group: str | None, quote: str | None) -> str:
+    def slot(match: re.Match) -> str:
+        name = match.group(1)
+        if name == "group":
+            return group
+        if name == "quote":
+            return quote
+        return _pick(SLOTS[name], rng)
+    return _SLOT.sub(slot, pattern)
+
+
+def misspell(word: str, rng: np.random.Generator) -> str:
+    """One typo that keeps the first letter: swap two neighbours, drop or double a letter, or change a vowel."""
+    if len(word) < 4 or not word.isalpha():
+        return word
+    kind = int(rng.integers(4))
+    i = int(rng.integers(1, len(word) - 1))
+    if kind == 0:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    if kind == 1:
+        return word[:i] + word[i + 1:]
+    if kind == 2:
+        return word[:i] + word[i] + word[i:]
+    vowels = [k for k, c in enumerate(word) if c in "aeiou" and k > 0]
+    if not vowels:
+        return word[:i] + word[i + 1:]
+    k = vowels[int(rng.integers(len(vowels)))]
+    return word[:k] + _pick([v for v in "aeiou" if v != word[k]], rng) + word[k + 1:]
+
+
+def make_caption(intent: str, rng: np.random.Generator, frames: tuple[Frame, ...] | None = None,
+                 groups: tuple[str, ...] | None = None, quote_frames: tuple[Frame, ...] | None = None,
+                 sarcasm_rate: float = 0.15, framing_rate: float = 0.45, typo_rate: float = 0.05) -> Caption:
+    """A lower-case caption of `intent`.
+
+    Args:
+        frames: the frames to draw from (default: all of the intent's frames; pass a seen or unseen pool).
+        groups: the group names to draw from (default: all).
+        quote_frames: explicit frames a condemning caption may quote (default: all explicit frames).
+        sarcasm_rate: chance of a sarcasm marker on neutral, group_neutral and mocking captions
+            (borderline frames are sarcastic by construction).
+        framing_rate: chance of a framing prefix or suffix ("honestly ...", "... change my mind").
+        typo_rate: chance that a word of four or more letters carries a typo.
+    """
+    frames = frames if frames is not None else FRAMES[intent]
+    groups = groups if groups is not None else GROUPS
+    frame = _pick(frames, rng)
+    if frame.intent != intent:
+        raise ValueError(f"frame {frame.name} is not of intent {intent!r}")
+    pattern = _pick(frame.patterns, rng)
+    group = _pick(groups, rng) if "{group}" in pattern or "{quote}" in pattern else None
+    quote, quoted = None, None
+    if "{quote}" in pattern:
+        quoted = _pick(quote_frames if quote_frames is not None else FRAMES["explicit"], rng)
+        for attempt in range(3):  # a long quote makes an unreadably small caption: prefer a short one
+            inner = min(quoted.patterns, key=len) if attempt == 2 else _pick(quoted.patterns, rng)
+            quote = _fill(inner, rng, group, None).rstrip("?")
+            if len(pattern) + len(quote) <= MAX_CHARS + 14:
+                break
+    text = _fill(pattern, rng, group, quote)
+    sarcasm = intent == "borderline" or (frame.name == "counter.sarcastic")
+    if intent in ("neutral", "group_neutral", "mocking") and rng.random() < sarcasm_rate:
+        text = f"{_pick(SARCASM, rng)} {text}"
+        sarcasm = True
+    if rng.random() < framing_rate:
+        wrapped = f"{_pick(PREFIXES, rng)} {text}" if rng.random() < 0.5 else f"{text} {_pick(SUFFIXES, rng)}"
+        if len(wrapped) <= MAX_CHARS:
+            text = wrapped
+    words = text.split(" ")
+    typos = 0
+    for k, word in enumerate(words):
+        if rng.random() < typo_rate:
+            new = misspell(word, rng)
+            typos += new != word
+            words[k] = new
+    return Caption(" ".join(words), intent, frame.name, quoted.name if quoted else None, group, sarcasm, typos)
 
 
 def split_top_bottom(caption: str, rng: np.random.Generator) -> tuple[str, str]:

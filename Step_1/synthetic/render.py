@@ -16,9 +16,9 @@ def anton_path() -> Path:
     return Path(fontpkg.path("Anton"))
 
 
-@functools.lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(anton_path()), size)
+@functools.lru_cache(maxsize=128)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float, draw: ImageDraw.ImageDraw) -> list[str]:
@@ -32,10 +32,11 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float, draw: Image
     return lines
 
 
-def _layout(text: str, size: int, max_width: float, max_lines: int, draw) -> tuple[ImageFont.FreeTypeFont, list[str]]:
+def _layout(text: str, size: int, max_width: float, max_lines: int, draw,
+            path: str) -> tuple[ImageFont.FreeTypeFont, list[str]]:
     """Largest font, from `size` down, at which the text wraps into at most max_lines fitting lines."""
     while True:
-        font = _font(size)
+        font = _font(path, size)
         lines = _wrap(text, font, max_width, draw)
         fits = all(draw.textlength(line, font=font) <= max_width for line in lines)
         if (fits and len(lines) <= max_lines) or size <= 12:
@@ -43,17 +44,26 @@ def _layout(text: str, size: int, max_width: float, max_lines: int, draw) -> tup
         size -= 2
 
 
-def draw_caption(image: Image.Image, top: str, bottom: str, rng: np.random.Generator) -> Image.Image:
-    """Return a copy of `image` with the top and bottom captions drawn on it."""
+def draw_caption(image: Image.Image, top: str, bottom: str, rng: np.random.Generator,
+                 font_path: str | Path | None = None, upper: bool = True,
+                 size_range: tuple[float, float] = (0.085, 0.13)) -> Image.Image:
+    """Return a copy of `image` with the top and bottom captions drawn on it.
+
+    Args:
+        font_path: a TrueType font (default: Anton).
+        upper: upper-case the text (meme style).
+        size_range: starting font size as a fraction of the image height (shrunk until the text fits).
+    """
     image = image.copy()
     draw = ImageDraw.Draw(image)
+    path = str(font_path or anton_path())
     width, height = image.size
-    start = int(height * rng.uniform(0.085, 0.13))
+    start = int(height * rng.uniform(*size_range))
     margin = height * 0.03
     for text, at_top in ((top, True), (bottom, False)):
         if not text:
             continue
-        font, lines = _layout(text.upper(), start, width * 0.92, 3, draw)
+        font, lines = _layout(text.upper() if upper else text, start, width * 0.92, 3, draw, path)
         stroke = max(2, font.size // 11)
         line_h = font.size * 1.12
         block = line_h * len(lines)
