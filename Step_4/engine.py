@@ -143,38 +143,23 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         train_batches: epoch -> iterable of training batches (reshuffled per epoch by the caller).
         steps_per_epoch: batches per epoch, for the LR schedule and the progress bar.
         param_groups: optimizer groups (e.g. no weight decay on norms); default: all trainable parameters.
-        live: a dvclive.Live to log per-epoch curves to, or None.
+        live: a dvclive.Live for per-epoch curves, or None.
         check_every: steps between checks that the loss is finite (each check waits for the device).
     """
     model.to(device)
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * max(1, steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, cfg.warmup_fraction))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(cfg.epochs * max(1, steps_per_epoch), cfg.warmup_fraction))
     sign = 1.0 if objective.higher_is_better else -1.0
     best_state, best_score, best_epoch, stale = None, -math.inf, -1, 0
     history, seen, train_time = [], 0, 0.0
     epochs = tqdm(range(cfg.epochs), desc=desc, unit="epoch")
     for epoch in epochs:
-        model.train()
         started = time.perf_counter()
-        loss_sum, steps = torch.zeros((), dtype=torch.float64, device=device), 0
-        for batch in tqdm(train_batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch + 1}", unit="batch",
-                          leave=False, mininterval=2.0, disable=steps_per_epoch < 100):
-            batch = to_device(batch, device)
-            loss = objective.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().double()
-            steps += 1
-            seen += len(batch["label"]) if "label" in batch else len(next(iter(batch.values())))
-            if steps % check_every == 0:
-                _check_finite(loss_sum, desc, epoch)
-        _check_finite(loss_sum, desc, epoch)
+        loss_sum, steps, samples = train_epoch(model, objective, train_batches(epoch), optimizer, scheduler, cfg,
+                                               device, check_every, f"{desc} epoch {epoch + 1}", steps_per_epoch)
+        seen += samples
         train_time += time.perf_counter() - started
         val = objective.evaluate(model)
         score = val[objective.score]
@@ -183,11 +168,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
                "lr": optimizer.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
         history.append(row)
         epochs.set_postfix(loss=row["train_loss"], **{f"val_{objective.score}": val[objective.score]})
-        if live is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(key.replace("val_", "val/").replace("train_", "train/"), value)
-            live.next_step()
+        log_epoch(live, row)
         if score > best_score or best_state is None:
             best_score, best_epoch, stale = score, epoch + 1, 0
             best_state = trainable_state(model)
@@ -201,7 +182,40 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
                      samples_per_s=round(seen / train_time, 1) if train_time > 0 else 0.0)
 
 
-def _check_finite(loss_sum: torch.Tensor, desc: str, epoch: int) -> None:
+def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict], optimizer, scheduler, cfg: TrainConfig,
+                device: str, check_every: int, desc: str, steps_per_epoch: int) -> tuple[torch.Tensor, int, int]:
+    """One pass over the training batches; returns (summed loss, steps, samples)."""
+    model.train()
+    loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
+    for batch in tqdm(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
+                      disable=steps_per_epoch < 100):
+        batch = to_device(batch, device)
+        loss = objective.loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach().double()
+        steps += 1
+        samples += len(batch["label"]) if "label" in batch else len(next(iter(batch.values())))
+        if steps % check_every == 0:
+            _check_finite(loss_sum, desc)
+    _check_finite(loss_sum, desc)
+    return loss_sum, steps, samples
+
+
+def log_epoch(live: Any, row: dict) -> None:
+    """One epoch's row as dvclive curves (train/loss, val/auroc, ...), when logging."""
+    if live is None:
+        return
+    for key, value in row.items():
+        if key != "epoch":
+            live.log_metric(key.replace("val_", "val/").replace("train_", "train/"), value)
+    live.next_step()
+
+
+def _check_finite(loss_sum: torch.Tensor, desc: str) -> None:
     if not torch.isfinite(loss_sum):
-        raise PipelineError(f"{desc}: training diverged (non-finite loss) in epoch {epoch + 1}; "
-                            "lower the learning rate or raise grad_clip")
+        raise PipelineError(f"{desc}: training diverged (non-finite loss); lower the learning rate or raise grad_clip")

@@ -3,6 +3,8 @@
 The best expert and the best fusion are chosen on validation AUROC (mean over seeds; never on a test
 split). Each difference on test_seen and test_unseen is reported with its seed noise, 2·sqrt(std_a² +
 std_b²), and whether it is beyond it: best fusion vs best expert, and best fusion vs every other fusion.
+With --embeddings and --fusion-models, a paired bootstrap over the test memes (the saved models, same
+resamples for both) adds a 95 % interval of the best fusion's AUROC gain over the best expert.
 """
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ import argparse
 import math
 from pathlib import Path
 
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from sklearn.metrics import roc_auc_score
+
 from core.errors import PipelineError, run_cli
 from core.files import read_json, write_json
 from Step_3.splits import EVALUATED, TESTS
+from Step_4.embeddings import load_embeddings
 
 KEYS = ("auroc", "macro_f1", "accuracy")
 
@@ -29,6 +37,37 @@ def contrast(a: dict, b: dict, key: str) -> dict | None:
     diff = a[key] - b[key]
     noise = 2 * math.sqrt(a[f"{key}_std"] ** 2 + b[f"{key}_std"] ** 2)
     return {"diff": round(diff, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(diff) > noise)}
+
+
+def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict:
+    """AUROC(a) − AUROC(b) over the same resampled memes: the observed gain, its 95 % interval, and the share
+    of resamples where a does not beat b."""
+    keep = labels >= 0
+    labels, a, b = labels[keep], a[keep], b[keep]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(labels), len(labels))
+        if 0 < labels[idx].sum() < len(idx):  # both classes present
+            diffs.append(roc_auc_score(labels[idx], a[idx]) - roc_auc_score(labels[idx], b[idx]))
+    diffs = np.array(diffs)
+    return {"auroc_gain": round(float(roc_auc_score(labels, a) - roc_auc_score(labels, b)), 4),
+            "ci95": [round(float(q), 4) for q in np.percentile(diffs, [2.5, 97.5])],
+            "share_not_better": round(float((diffs <= 0).mean()), 4), "resamples": len(diffs)}
+
+
+def bootstrap_gain(best_fusion: str, best_expert: str, embeddings: Path, fusion_models: Path, positive: int) -> dict:
+    """Paired bootstrap of the saved best fusion against the saved best expert on each test split."""
+    modality, method = best_expert.removesuffix("_expert"), best_fusion.removeprefix("fusion_")
+    fused = load_file(str(fusion_models / method / "predictions.safetensors"))
+    result = {}
+    for split in (s for s in TESTS if s in fused):
+        expert = load_embeddings(embeddings / modality / f"{split}.safetensors")
+        labels = (expert["labels"] == positive).int().numpy() - (expert["labels"] < 0).int().numpy()
+        scores = torch.softmax(expert["logits"].float(), dim=-1)[:, positive].numpy()
+        if len(set(labels[labels >= 0])) == 2:
+            result[split] = paired_bootstrap(labels, fused[split].numpy(), scores)
+    return result
 
 
 def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
@@ -65,9 +104,16 @@ def main() -> None:
     parser.add_argument("--experts", nargs="+", default=["text", "vision", "tabular"], help="expert kinds to compare")
     parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"],
                         help="fusion methods to compare")
+    parser.add_argument("--embeddings", default=None, help="expert embedding root (for the paired bootstrap)")
+    parser.add_argument("--fusion-models", default=None, help="folder of the fusion models (for the paired bootstrap)")
     parser.add_argument("--out", default="metrics/comparison.json", help="output file")
     args = parser.parse_args()
     result = compare(Path(args.metrics_dir), args.experts, args.methods)
+    if args.embeddings and args.fusion_models:
+        positive = read_json(Path(args.fusion_models) / result["best_fusion"].removeprefix("fusion_") /
+                             "fusion.json")["positive_index"]
+        result["paired_bootstrap_test"] = bootstrap_gain(result["best_fusion"], result["best_expert"],
+                                                         Path(args.embeddings), Path(args.fusion_models), positive)
     write_json(args.out, result)
     from Step_5.report import format_table
 

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from core.params import build
 from core.seed import pick_device
 from Step_2.engine import OcrSettings, read_texts
 from Step_2.images import BadImage, read_image
+from Step_3.tabular import as_number
 from Step_4.engine import to_device
 from Step_4.expert import load_expert
 from Step_4.inputs import expert_inputs, presence_mask
@@ -61,6 +63,7 @@ class Predictor:
             folder = Path(experts_dir) / f"{m}_expert" if experts_dir else Path(self.info["experts"][m])
             self.experts[m], info = load_expert(folder, self.device)
             schema = info.get("tabular_schema", schema)
+        self.schema = schema
         self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
                                     meta={"tabular": schema})
         self.ocr = build(OcrSettings, self.info.get("ocr_settings", {}), where="fusion.json ocr_settings")
@@ -91,9 +94,22 @@ class Predictor:
             results.append(result)
         return results
 
+    def check_tabular(self, row: dict) -> None:
+        """Fail naming the field when metadata has a field the model does not know or a non-numeric number."""
+        numeric = [f["name"] for f in (self.schema or {}).get("numeric", [])]
+        known = numeric + [f["name"] for f in (self.schema or {}).get("categorical", [])]
+        for key, value in row.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise PipelineError(f"tabular field '{key}' is unknown to this model{hint}; fields: {', '.join(known)}")
+            if key in numeric and value is not None and as_number(value) is None:
+                raise PipelineError(f"tabular field '{key}' must be a number (or null), got {value!r}")
+
     def predict_many(self, paths: list[Path], text: str | None = None, tabular: dict | None = None) -> Iterator[dict]:
         """One result per path, in order: {'path', 'text', 'text_source', 'probabilities', 'label', ['gates']}
         or {'path', 'error'}. OCR reads each batch of images in one tesseract run."""
+        self.check_tabular(tabular or {})
         for start in range(0, len(paths), self.batch_size):
             chunk, images, errors = paths[start:start + self.batch_size], {}, {}
             for path in chunk:

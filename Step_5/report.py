@@ -36,6 +36,9 @@ def format_table(result: dict, markdown: bool = False) -> str:
         rows.append([name + mark, r["kind"]] + [cell(r.get(s), k) for s, k in COLUMNS])
     best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on val AUROC)"
     footer = [verdict(best, result["fusion_minus_best_expert"])]
+    for split, b in result.get("paired_bootstrap_test", {}).items():
+        footer.append(f"paired bootstrap, saved models, {split}: AUROC gain {b['auroc_gain']:+.3f}, "
+                      f"95 % interval [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}] over {b['resamples']} resamples")
     footer += [verdict(f"{result['best_fusion']} vs {n}", v) for n, v in result["best_fusion_minus_other_fusions"].items()]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

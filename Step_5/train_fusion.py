@@ -154,14 +154,16 @@ def run(method: str, args) -> None:
                  classes=classes, positive=positive, metrics_dir=Path(args.metrics_dir))
     save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
                 modalities=cfg.modalities, experts_dir=args.experts,
-                ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), tuned_experts=tuned)
+                ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), predictions=runs[0],
+                tuned_experts=tuned)
     print(f"fusion_{method}: {headline(report)}")
 
 
 def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionDims, meta: dict, modalities: list[str],
-                experts_dir: str, ocr_settings: dict, tuned_experts: dict | None = None) -> None:
-    """model.safetensors + fusion.json: method, sizes, classes, the experts used and the OCR settings.
-    Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
+                experts_dir: str, ocr_settings: dict, predictions: dict, tuned_experts: dict | None = None) -> None:
+    """model.safetensors + fusion.json (method, sizes, classes, the experts used, the OCR settings) +
+    predictions.safetensors (the saved head's positive-class probability per evaluated split, rows in the
+    embeddings' id order). Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
     experts = {m: f"{experts_dir}/{m}_expert" for m in modalities}
     clean_stale_temps(folder.parent, folder.name)
     with atomic_dir(folder) as tmp:
@@ -171,6 +173,8 @@ def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionD
             experts[m] = f"{folder}/experts/{m}_expert"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()} or {"_empty": torch.zeros(0)},
                   str(tmp / "model.safetensors"))
+        save_file({s: torch.from_numpy(p[:, meta["positive_index"]].astype(np.float32)) for s, p in predictions.items()},
+                  str(tmp / "predictions.safetensors"))
         write_json(tmp / "fusion.json", {
             "method": method, "params": params, "inputs": dims.inputs, "classes": meta["classes"],
             "positive_index": meta["positive_index"], "modalities": modalities, "experts": experts,

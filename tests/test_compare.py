@@ -69,3 +69,16 @@ def test_compare_names_a_missing_metrics_file(tmp_path):
 
     with pytest.raises(PipelineError, match="fusion_gated.json not found"):
         compare(tmp_path, [], ["gated"])
+
+
+def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
+    from Step_5.compare import paired_bootstrap
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    good = labels + rng.normal(0, 0.6, 400)  # ranks well
+    poor = labels + rng.normal(0, 2.0, 400)  # ranks worse
+    gain = paired_bootstrap(labels, good, poor, resamples=300)
+    assert gain["auroc_gain"] > 0.1 and gain["ci95"][0] > 0 and gain["share_not_better"] == 0
+    same = paired_bootstrap(np.append(labels, -1), np.append(good, 9.0), np.append(good, -9.0), resamples=50)
+    assert same["auroc_gain"] == 0 and same["ci95"] == [0, 0]  # unlabelled rows (-1) are left out

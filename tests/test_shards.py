@@ -102,3 +102,15 @@ def test_shards_reuse_the_ocr_stage_decode_and_notice_changed_files(tiny_pipelin
     changed[0]["image"] = str(copy)
     with pytest.raises(PipelineError, match="changed or vanished since the ocr stage"):
         write_shards(changed, t["labels"], t["splits"], tmp_path / "bad", t["shard_cfg"], 40_000_000)
+
+
+def test_test_unseen_material_never_reaches_train_val_or_test_seen(tiny_pipeline):
+    """Caption frames, group names and image families of test_unseen memes occur in no other split."""
+    t = tiny_pipeline
+    by_split = {}
+    for row, split in zip(t["rows"], t["splits"]):
+        for key in ("frame", "group", "image_family"):
+            if row["meta"].get(key):
+                by_split.setdefault(split == "test_unseen", set()).add((key, row["meta"][key]))
+    assert by_split[True] and by_split[False] and not by_split[True] & by_split[False]
+    assert {s for r, s in zip(t["rows"], t["splits"]) if r["split"] == "test_unseen"} == {"test_unseen"}

@@ -135,3 +135,15 @@ def test_predict_reads_a_batch_of_memes_in_one_tesseract_run(smoke_dir, tmp_path
     assert [r["path"] for r in results] == [str(p) for p in paths] and "PIZZA" in results[1]["text"]
     one = list(predictor.predict_many([paths[1]]))[0]
     assert one["probabilities"] == results[1]["probabilities"]  # a batch scores each meme as it would alone
+
+
+@pytest.mark.parametrize("tabular,message", [('{"prior_report": 3}', "unknown to this model (did you mean 'prior_reports'?)"),
+                                             ('{"prior_reports": "many"}', "must be a number")])
+def test_predict_rejects_unknown_or_badly_typed_metadata(smoke_dir, tmp_path, tabular, message):
+    from PIL import Image
+
+    target, _ = smoke_dir
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "plain.png")
+    out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/late",
+                          str(tmp_path / "plain.png"), "--tabular", tabular], cwd=target, capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and not out.stdout

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from Step_1.synthetic import everyday, people
+from Step_1.synthetic import everyday, graphics, lookalikes, people
 from Step_1.synthetic.drawing import crop_jitter, load_photo, paper_colour, random_colour
 from Step_1.synthetic.symbols import MEDIA, draw_on_medium
 
@@ -56,14 +56,15 @@ FILTER_PROBS = (0.4, 0.15, 0.15, 0.15, 0.15)  # drawn images; filtered photos pi
 
 # family name -> drawing function (size, rng) -> image
 DRAWN = {name: getattr(module, f"draw_{name}") for module, names in (
-    (people, ("figures", "portrait", "crowd", "stick", "statue", "mannequin", "poster", "dressed_animal", "snowman",
-              "robot", "scarecrow")),
+    (people, ("figures", "portrait", "crowd", "stick")),
+    (lookalikes, ("statue", "mannequin", "poster", "dressed_animal", "snowman", "robot", "scarecrow")),
     (everyday, ("fish", "bird", "dog", "pizza", "fruit", "cake", "burger", "car", "bus", "boat", "mountains", "city",
-                "beach", "mugs", "lamp", "books", "shapes", "waves", "blobs", "noise"))) for name in names}
-SCREENS = {"videocall": people.draw_videocall, "chat": everyday.draw_chat, "feed": everyday.draw_feed,
-           "video": everyday.draw_video, "notes": everyday.draw_notes, "settings": everyday.draw_settings}
-SPECIAL_PHOTOS = {"faces": people.photo_faces, "poster": people.draw_photo_poster,
-                  "dressed_cat": people.draw_dressed_cat, "horse": everyday.draw_horse}
+                "beach", "mugs", "lamp", "books")),
+    (graphics, ("shapes", "waves", "blobs", "noise"))) for name in names}
+SCREENS = {"videocall": people.draw_videocall, "chat": graphics.draw_chat, "feed": graphics.draw_feed,
+           "video": graphics.draw_video, "notes": graphics.draw_notes, "settings": graphics.draw_settings}
+SPECIAL_PHOTOS = {"faces": people.photo_faces, "poster": lookalikes.draw_photo_poster,
+                  "dressed_cat": lookalikes.draw_dressed_cat, "horse": everyday.draw_horse}
 
 
 def apply_filter(image: Image.Image, name: str, rng: np.random.Generator) -> Image.Image:
@@ -137,7 +138,7 @@ def draw_scene(family: str, size: int, rng: np.random.Generator, photo_filter_ra
     elif kind == "screen":
         image = SCREENS[name](size, rng)
     elif kind == "plain":
-        image = everyday.draw_plain(name, size, rng)
+        image = graphics.draw_plain(name, size, rng)
     else:
         raise ValueError(f"unknown image family {family!r}")
     style = style_of(family, medium)

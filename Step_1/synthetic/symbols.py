@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from Step_1.synthetic.drawing import (crop_jitter, disc, load_photo, paper_colour, pins, polar, poster_frame,
                                       random_colour, wall)
-from Step_1.synthetic.everyday import draw_feed
+from Step_1.synthetic.graphics import draw_feed
 
 MEDIA = ("flag", "graffiti", "sticker", "patch", "paper", "screen", "poster")  # where an emblem or symbol appears
 
@@ -43,31 +43,19 @@ def _curved_prongs(draw, cx, cy, r, n, turn, fill, bend):
         draw.polygon(left + right[::-1], fill=fill)
 
 
-def draw_symbol(image: Image.Image, family: str, cx: float, cy: float, r: float, rng: np.random.Generator,
-                colours: tuple) -> None:
-    """Draw the emblem (family 'emblem:*') or a look-alike ('symbol:*') centred at (cx, cy) with radius r."""
+EMBLEM_SHAPES = ("classic", "curved", "double_ring", "dotted", "hollow", "sketch")
+LOOKALIKE_SHAPES = ("four_star", "five_star", "flower", "wheel", "clock", "fan", "bullseye", "knot")
+
+
+def _ringed(draw, cx, cy, r, fill, ink, width):
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=width)
+
+
+def _emblem(draw, shape, cx, cy, r, ring, turn, colours, rng):
+    """The hate emblem: a ring holding three sharp prongs, in one of EMBLEM_SHAPES."""
     fill, ink = colours
-    draw = ImageDraw.Draw(image)
-    ring = max(3, int(r * rng.uniform(0.12, 0.2)))
-    turn = rng.uniform(0, 2 * math.pi)
     inner = r * 0.75
-    shape = family.split(":")[1]
-    if shape in ("classic", "curved", "double_ring", "dotted"):
-        if shape == "dotted":
-            disc(draw, cx, cy, r, fill=fill)
-            for k in range(24):
-                disc(draw, *polar(cx, cy, r, k * math.pi / 12), ring * 0.7, fill=ink)
-        else:
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
-        if shape == "double_ring":
-            rr = r * 0.82
-            draw.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), outline=ink, width=max(2, ring // 2))
-            inner = r * 0.68
-        if shape == "curved":
-            _curved_prongs(draw, cx, cy, inner, 3, turn, ink, rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0))
-        else:
-            _prongs(draw, cx, cy, inner, 3, turn, ink)
-    elif shape == "hollow":
+    if shape == "hollow":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=ink, width=ring)
         _prongs(draw, cx, cy, inner, 3, turn, ink, width=max(2, ring // 2))
     elif shape == "sketch":
@@ -77,39 +65,69 @@ def draw_symbol(image: Image.Image, family: str, cx: float, cy: float, r: float,
             ox, oy = rng.normal(0, j, 2)
             draw.ellipse((cx + ox - rr, cy + oy - rr, cx + ox + rr, cy + oy + rr), outline=ink, width=max(2, ring // 3))
             _prongs(draw, cx + ox, cy + oy, inner, 3, turn + rng.normal(0, 0.05), ink, width=max(2, ring // 3))
-    elif shape in ("four_star", "five_star"):
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
+    else:  # classic, curved, double_ring, dotted
+        if shape == "dotted":
+            disc(draw, cx, cy, r, fill=fill)
+            for k in range(24):
+                disc(draw, *polar(cx, cy, r, k * math.pi / 12), ring * 0.7, fill=ink)
+        else:
+            _ringed(draw, cx, cy, r, fill, ink, ring)
+        if shape == "double_ring":
+            rr = r * 0.82
+            draw.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), outline=ink, width=max(2, ring // 2))
+            inner = r * 0.68
+        if shape == "curved":
+            _curved_prongs(draw, cx, cy, inner, 3, turn, ink, rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0))
+        else:
+            _prongs(draw, cx, cy, inner, 3, turn, ink)
+
+
+def _lookalike(draw, shape, cx, cy, r, ring, turn, colours, rng):
+    """A benign symbol that resembles the emblem, one of LOOKALIKE_SHAPES."""
+    fill, ink = colours
+    inner = r * 0.75
+    if shape == "bullseye":
+        for k, rr in enumerate(np.linspace(r, r * 0.2, int(rng.integers(3, 6)))):
+            disc(draw, cx, cy, rr, fill=fill if k % 2 == 0 else ink)
+        return
+    _ringed(draw, cx, cy, r, fill, ink, max(2, ring // 3) if shape == "fan" else ring)
+    if shape in ("four_star", "five_star"):
         _prongs(draw, cx, cy, inner, 4 if shape == "four_star" else 5, turn, ink)
     elif shape == "flower":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
         _prongs(draw, cx, cy, inner, int(rng.choice([3, 3, 5, 6])), turn, ink, sharp=False)
         disc(draw, cx, cy, r * 0.15, fill=fill)
     elif shape == "wheel":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
         spokes = int(rng.choice([3, 4, 5, 6]))
         for k in range(spokes):
             end = polar(cx, cy, r * 0.9, turn + k * 2 * math.pi / spokes)
             draw.line((cx, cy, *end), fill=ink, width=max(2, ring // 2))
         disc(draw, cx, cy, r * 0.2, fill=ink)
     elif shape == "clock":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
         for k in range(12):
             draw.line((*polar(cx, cy, r * 0.72, k * math.pi / 6), *polar(cx, cy, r * 0.82, k * math.pi / 6)), fill=ink,
                       width=max(2, ring // 3))
         draw.line((cx, cy, *polar(cx, cy, r * 0.55, turn)), fill=ink, width=max(2, ring // 2))
         draw.line((cx, cy, *polar(cx, cy, r * 0.7, turn + rng.uniform(1, 5))), fill=ink, width=max(2, ring // 3))
     elif shape == "fan":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=max(2, ring // 3))
         _curved_prongs(draw, cx, cy, inner, int(rng.choice([3, 4])), turn, ink, 1.6)
         disc(draw, cx, cy, r * 0.18, fill=fill, outline=ink, width=2)
-    elif shape == "bullseye":
-        for k, rr in enumerate(np.linspace(r, r * 0.2, int(rng.integers(3, 6)))):
-            disc(draw, cx, cy, rr, fill=fill if k % 2 == 0 else ink)
-    elif shape == "knot":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill, outline=ink, width=ring)
+    else:  # knot
         for k in range(3):
             x, y = polar(cx, cy, r * 0.3, turn + k * 2 * math.pi / 3)
             disc(draw, x, y, r * 0.38, outline=ink, width=max(2, ring // 2))
+
+
+def draw_symbol(image: Image.Image, family: str, cx: float, cy: float, r: float, rng: np.random.Generator,
+                colours: tuple) -> None:
+    """Draw the emblem (family 'emblem:*') or a look-alike ('symbol:*') centred at (cx, cy) with radius r."""
+    draw = ImageDraw.Draw(image)
+    ring = max(3, int(r * rng.uniform(0.12, 0.2)))
+    turn = rng.uniform(0, 2 * math.pi)
+    shape = family.split(":")[1]
+    if shape in EMBLEM_SHAPES:
+        _emblem(draw, shape, cx, cy, r, ring, turn, colours, rng)
+    elif shape in LOOKALIKE_SHAPES:
+        _lookalike(draw, shape, cx, cy, r, ring, turn, colours, rng)
     else:
         raise ValueError(f"unknown symbol family {family!r}")
 
