@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup tesseract run test smoke bench clean-smoke help
+.PHONY: setup tesseract check run test smoke bench clean-smoke help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,10 @@ tesseract:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null; }
 	@tesseract --version 2>&1 | head -1
 
-run: setup  ## build the whole pipeline (dvc repro) and print the comparison table
+check: setup  ## check params.yaml and every data source in seconds, before anything runs
+	python -m tools.check_params
+
+run: setup check  ## build the whole pipeline (dvc repro) and print the comparison table
 	dvc repro
 	@python -m Step_5.report --comparison metrics/comparison.json
 

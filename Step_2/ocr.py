@@ -125,9 +125,13 @@ def build_manifest(records: list[dict], max_pixels: int = DEFAULT_MAX_PIXELS) ->
 
 
 def run_ocr(manifest: list[dict], cfg: OcrConfig, cache: OcrCache) -> tuple[list[dict], dict]:
-    """OCR rows for existing manifest rows (what the cache lacks is read in parallel), and timing."""
-    _, _, rows, timing = scan([{**row, "text": row["gold_text"]} for row in manifest], cfg, cache)
-    return rows, timing
+    """OCR rows for existing manifest rows, and timing: only images the cache lacks are read (in parallel)."""
+    settings_key = cfg.settings.key(engine_version())
+    todo = {OcrCache.key(r["sha256"], settings_key): r for r in manifest}
+    todo = [{**r, "text": r["gold_text"]} for key, r in todo.items() if cache.get(key) is None]
+    _, _, _, timing = scan(todo, cfg, cache)
+    rows = [ocr_row(row, cache.get(OcrCache.key(row["sha256"], settings_key))) for row in manifest]
+    return rows, {**timing, "ocr_cached_images": len(manifest) - timing["ocr_new_images"]}
 
 
 def ocr_metrics(manifest: list[dict], ocr_rows: list[dict]) -> dict:

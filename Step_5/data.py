@@ -10,14 +10,23 @@ from Step_4.embeddings import load_embeddings
 from Step_4.engine import labelled_only
 
 
-def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str]) -> dict:
-    """{'id', '<m>' (N, D_m), '<m>_logits' (N, C), 'label' (N,), 'true_label' (N,), 'mask' (N, M)} for one split."""
+def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str], shard_ids: list[str],
+                      n_classes: int) -> dict:
+    """{'id', '<m>' (N, D_m), '<m>_logits' (N, C), 'label' (N,), 'true_label' (N,), 'mask' (N, M)} for one split.
+
+    Fails, naming both counts, unless every modality's embeddings cover exactly the split's shard samples
+    (`shard_ids`, sorted) with logits for `n_classes` classes: stale embeddings never meet new shards.
+    """
     per = {m: load_embeddings(embeddings_root / m / f"{split}.safetensors") for m in modalities}
-    ids = per[modalities[0]]["ids"]
-    for m in modalities[1:]:
-        if per[m]["ids"] != ids:
-            raise PipelineError(f"embeddings of '{m}' and '{modalities[0]}' for split '{split}' cover different samples; "
-                                "rerun the expert stages (dvc repro)")
+    for m in modalities:
+        if per[m]["ids"] != shard_ids:
+            extra = len(set(per[m]["ids"]) - set(shard_ids))
+            raise PipelineError(f"split '{split}': the '{m}' embeddings hold {len(per[m]['ids'])} samples ({extra} not "
+                                f"in the shards), the shards {len(shard_ids)}; rerun the expert stages (dvc repro)")
+        if per[m]["logits"].shape[1] != n_classes:
+            raise PipelineError(f"the '{m}' expert predicts {per[m]['logits'].shape[1]} classes, the shards' taxonomy "
+                                f"has {n_classes}; rerun the expert stages (dvc repro)")
+    ids = shard_ids
     data = {"id": ids, "label": per[modalities[0]]["labels"], "true_label": per[modalities[0]]["true_labels"],
             "mask": torch.stack([per[m]["present"] for m in modalities], dim=1)}
     for m in modalities:

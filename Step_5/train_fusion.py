@@ -120,7 +120,9 @@ def run(method: str, args) -> None:
     reader = ShardReader(args.shards)
     meta = reader.meta
     classes, positive, device = meta["classes"], meta["positive_index"], pick_device(cfg.device)
-    data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities) for s in SPLITS if meta["sizes"].get(s)}
+    data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities, n_classes=len(classes),
+                                 shard_ids=sorted(x["id"] for x in reader.samples(s, decode_images=False)))
+            for s in SPLITS if meta["sizes"].get(s)}
     dims = FusionDims(inputs={m: data["train"][m].shape[1] for m in cfg.modalities}, n_classes=len(classes))
     from dvclive import Live
 

@@ -76,14 +76,15 @@ def _ensure_shards(data: dict) -> Path:
     rows, labels = build_samples(data["manifest"], data["ocr"], taxonomy, cfg)
     splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows))
     out = data["work"] / "shards"
-    write_shards(rows, labels, splits, out, cfg, DEFAULT_MAX_PIXELS)
+    shard_sizes = write_shards(rows, labels, splits, out, cfg, DEFAULT_MAX_PIXELS)
     train = [r for r, s in zip(rows, splits) if s == "train"]
     counts = {s: Counter("abuse_hate" if y == 1 else "benign" for y, sp in zip(labels, splits) if sp == s) for s in SPLITS}
     data["meta"] = {"classes": ["benign", "abuse_hate"], "positive_index": 1, "text_source": "ocr",
                     "counts": {s: dict(c) for s, c in counts.items()},
                     "sizes": {s: sum(c.values()) for s, c in counts.items()},
                     "tabular": fit_schema(["account_age_days", "followers", "prior_reports", "hour_posted", "hashtags"],
-                                          ["platform", "verified", "region"], train)}
+                                          ["platform", "verified", "region"], train),
+                    "shard_sizes": shard_sizes}
     data["shards"] = out
     return out
 
@@ -115,7 +116,7 @@ def bench_shards(data: dict, results: dict) -> None:
 
     def reader(decode: bool):
         for split in SPLITS:
-            loader = ShardReader(shard_dir, {}).loader(
+            loader = ShardReader(shard_dir, data["meta"]).loader(
                 split, transform=(lambda s: pil_to_tensor(s["image"])) if decode else (lambda s: s["__key__"]),
                 collate=list, batch_size=64, raw=not decode)
             for _ in loader:

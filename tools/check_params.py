@@ -1,0 +1,109 @@
+"""Check params.yaml and every configured source in seconds, before any stage runs (and before DVC removes
+a stage's outputs to rerun it).
+
+Builds every section into its dataclass (unknown keys, wrong types and impossible values fail naming the
+key), checks each fusion head's params against the head, and for every source: the options of its kind,
+that its path exists, and for csv / jsonl that the first row holds the mapped columns. Exit code 2 with one
+line per problem; 0 and "params ok" otherwise. `make run` calls it first.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from core.errors import PipelineError
+from core.params import build, load_params, section
+
+
+def sections() -> list[tuple[type, str]]:
+    from Step_1.config import PrepareConfig
+    from Step_2.ocr import OcrConfig
+    from Step_3.shard import ShardConfig
+    from Step_3.taxonomy import TaxonomyConfig
+    from Step_4.config import TabularModelConfig, TabularPretrainConfig
+    from Step_4.registry import EXPERTS
+    from Step_5.config import FusionConfig
+    from Step_5.unfamiliar import UnfamiliarConfig
+
+    return [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"), (ShardConfig, "shard"),
+            *[(k.config, k.section) for k in EXPERTS.values()], (TabularModelConfig, "tabular_model"),
+            (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (UnfamiliarConfig, "unfamiliar")]
+
+
+def check_source(source) -> None:
+    """A source's options by kind, its path, and (csv / jsonl) the mapped columns in its first row."""
+    from Step_1.importers import CsvOptions, HatefulMemesOptions, JsonlOptions
+    from Step_1.synthetic.generate import SyntheticOptions
+
+    kinds = {"synthetic": SyntheticOptions, "hateful_memes": HatefulMemesOptions, "jsonl": JsonlOptions,
+             "csv": CsvOptions}
+    opts = build(kinds[source.kind], source.options, where=f"prepare.sources[{source.name}].options")
+    if source.kind == "synthetic":
+        return
+    path = Path(source.path)
+    if not path.exists():
+        raise PipelineError(f"source '{source.name}': {path} does not exist")
+    if source.kind in ("csv", "jsonl"):
+        first = _first_row(path, opts, source.kind)
+        missing = [c for c in opts.columns() if c not in first]
+        if missing:
+            raise PipelineError(f"source '{source.name}': {path}:1 has no column '{missing[0]}' (columns: "
+                                f"{', '.join(first)}); fix the column mapping in its options")
+
+
+def _first_row(path: Path, opts, kind: str) -> list[str]:
+    with open(path, encoding=opts.encoding, newline="") as fh:
+        if kind == "csv":
+            return next(csv.reader(fh, delimiter=opts.delimiter), [])
+        line = next((line for line in fh if line.strip()), "{}")
+    try:
+        return list(json.loads(line))
+    except ValueError as err:
+        raise PipelineError(f"{path}:1: not valid JSON: {err}") from None
+
+
+def check(params: str) -> list[str]:
+    """Every problem found, one line each (empty when all is well)."""
+    from Step_5.models import FUSIONS, fusion_params
+
+    problems = []
+    if not isinstance(load_params(params), dict):
+        return [f"{params}: not a mapping"]
+    for cls, name in sections():
+        try:
+            cfg = section(cls, name, params)
+        except PipelineError as err:
+            problems.append(str(err))
+            continue
+        checks = {"prepare": lambda: [check_source(s) for s in cfg.sources],
+                  "fusion": lambda: [fusion_params(m, getattr(cfg, m)) for m in FUSIONS if hasattr(cfg, m)]}
+        try:
+            checks.get(name, lambda: None)()
+        except PipelineError as err:
+            problems.append(str(err))
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.check_params", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="params file to check")
+    args = parser.parse_args()
+    try:
+        problems = check(args.params)
+    except PipelineError as err:
+        problems = [str(err)]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print("nothing was run; fix params.yaml (to get earlier outputs back: git checkout params.yaml && "
+              "dvc checkout)", file=sys.stderr)
+        sys.exit(2)
+    print("params ok")
+
+
+if __name__ == "__main__":
+    main()
