@@ -161,7 +161,8 @@ def main() -> None:
     parser.add_argument("--ocr", default="data/ocr.jsonl", help="output OCR results")
     parser.add_argument("--rejected", default="data/rejected.jsonl", help="output list of unusable images")
     parser.add_argument("--cache", default="data/ocr_cache/entries.jsonl", help="persistent OCR cache file")
-    parser.add_argument("--metrics", default="metrics/ocr.json", help="output metrics")
+    parser.add_argument("--metrics", default="metrics/ocr.json", help="output quality metrics (CER, exact match)")
+    parser.add_argument("--report", default="reports/ocr.json", help="output counts and timings")
     args = parser.parse_args()
     cfg = section(OcrConfig, "ocr", args.params)
     if not Path(args.records).is_file():
@@ -181,7 +182,8 @@ def main() -> None:
     write_jsonl(args.manifest, manifest)
     write_jsonl(args.ocr, ocr_rows)
     write_jsonl(args.rejected, rejected)
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {k: metrics[k] for k in ("cer", "exact_match")})
+    write_json(args.report, {k: v for k, v in metrics.items() if k not in ("cer", "exact_match")})
     print(f"ocr: {len(manifest)} images, {len(rejected)} rejected, CER {metrics['cer']}, "
           f"{timing['ocr_new_images']} read ({timing['images_per_s']} img/s), {timing['ocr_cached_images']} from cache")
 

@@ -78,7 +78,8 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (sections tabular_pretrain, tabular_model)")
     parser.add_argument("--shards", default="data/shards", help="shard folder or URL prefix from Step_3")
     parser.add_argument("--out", default="models/tabular_mfm")
-    parser.add_argument("--metrics", default="metrics/tabular_mfm.json")
+    parser.add_argument("--metrics", default="metrics/tabular_mfm.json", help="output: validation losses")
+    parser.add_argument("--report", default="reports/tabular_mfm.json", help="output: best epoch, epochs, rows")
     args = parser.parse_args()
     cfg = section(TabularPretrainConfig, "tabular_pretrain", args.params)
     model_cfg = section(TabularModelConfig, "tabular_model", args.params)
@@ -88,7 +89,10 @@ def main() -> None:
     with atomic_dir(out) as tmp:
         save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(tmp / "encoder.safetensors"))
         write_json(tmp / "config.json", {"encoder": dataclasses.asdict(config), "mask_fraction": cfg.mask_fraction})
-    write_json(args.metrics, report)
+    write_json(args.metrics, {"val_initial": report["val_initial"],
+                              "val_best": {k: v for k, v in report["val_best"].items() if k != "epoch"}})
+    write_json(args.report, {"best_epoch": report["val_best"]["epoch"], "epochs": report["epochs"],
+                             "rows": report["rows"]})
     print(f"tabular_pretrain: val MFM loss {report['val_initial']['loss']} -> {report['val_best']['loss']}")
 
 

@@ -1,8 +1,10 @@
-"""A model's evaluation over seed repeats: metrics/<name>.json and ROC / PR / confusion plot data for DVC.
+"""A model's evaluation over seed repeats: metrics/<name>.json (quality only), reports/<name>.json (how the
+run went) and ROC / PR / confusion plot data for DVC.
 
 Every evaluated split (val, test_seen, test_unseen) gets the mean of each metric over the seeds and its
 standard deviation (`auroc`, `auroc_std`, ...), against the majority (annotator) label and, where the
-source knows it, against the true label (`vs_true_label`).
+source knows it, against the true label (`vs_true_label`). Metrics files hold nothing else — no timings,
+counts or params — so `dvc metrics diff` and `dvc exp show` show quality.
 """
 from __future__ import annotations
 
@@ -72,10 +74,32 @@ def headline(report: dict) -> str:
     return " | ".join(f"{s} auroc {report[s]['auroc']} ± {report[s]['auroc_std']}" for s in EVALUATED if s in report)
 
 
+QUALITY = (*EVALUATED, "vs_true_label", "ablation", "modality_removal_test_seen")
+
+
+def quality_and_facts(report: dict) -> tuple[dict, dict]:
+    """Split a report into quality figures (the metrics file) and facts about the run (the report file):
+    sample counts ('n'), seeds, per-seed scores, timings, training summaries, params."""
+    counts = {}
+
+    def strip(node, path):
+        if not isinstance(node, dict):
+            return node
+        if "n" in node:
+            counts[".".join(path)] = node["n"]
+        return {k: strip(v, path + [k]) for k, v in node.items() if k != "n"}
+
+    quality = {k: strip(v, [k]) for k, v in report.items() if k in QUALITY}
+    return quality, {**{k: v for k, v in report.items() if k not in QUALITY}, "samples": counts}
+
+
 def write_report(name: str, report: dict, *, probs: np.ndarray, labels: np.ndarray, classes: list[str], positive: int,
-                 metrics_dir: Path) -> dict:
-    """metrics_dir/<name>.json plus metrics_dir/plots/<name>/{roc,pr,confusion}.json from one run's test_seen."""
-    write_json(metrics_dir / f"{name}.json", report)
+                 metrics_dir: Path, reports_dir: Path) -> dict:
+    """metrics_dir/<name>.json (quality), reports_dir/<name>.json (the rest) and
+    metrics_dir/plots/<name>/{roc,pr,confusion}.json from one run's test_seen."""
+    quality, facts = quality_and_facts(report)
+    write_json(metrics_dir / f"{name}.json", quality)
+    write_json(reports_dir / f"{name}.json", facts)
     keep = labels >= 0
     labels, probs = labels[keep], probs[keep]
     plots = metrics_dir / "plots" / name

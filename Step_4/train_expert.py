@@ -9,8 +9,8 @@ reported beside it.
 
 Every head is trained once per seed in <kind>_expert.train.seeds; metrics give the mean and std per split
 (val, test_seen, test_unseen) and the first seed's model is saved. Writes models/<kind>_expert/,
-data/embeddings/<kind>/<split>.safetensors, metrics/<kind>_expert.json, metrics/plots/<kind>_expert/ and
-dvclive/<kind>_expert/.
+data/embeddings/<kind>/<split>.safetensors, metrics/<kind>_expert.json (quality), reports/<kind>_expert.json (seeds,
+timings, training), metrics/plots/<kind>_expert/ and dvclive/<kind>_expert/.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def train_expert(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
 
 
 def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: Path, model: Path,
-                 metrics_dir: Path, seeds: list[int]) -> dict:
+                 metrics_dir: Path, reports_dir: Path, seeds: list[int]) -> dict:
     """Embeddings, the model folder, metrics (mean ± std over seeds) and plots; returns the metrics report."""
     clean_stale_temps(embeddings.parent, embeddings.name)
     with atomic_dir(embeddings) as tmp:
@@ -59,7 +59,7 @@ def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: P
               "throughput": throughput, "training": summary, **trained.extra}
     return write_report(name, report, probs=trained.runs[0]["test_seen"],
                         labels=trained.data["test_seen"]["labels"].numpy(), classes=meta["classes"],
-                        positive=meta["positive_index"], metrics_dir=metrics_dir)
+                        positive=meta["positive_index"], metrics_dir=metrics_dir, reports_dir=reports_dir)
 
 
 def main() -> None:
@@ -71,7 +71,8 @@ def main() -> None:
     parser.add_argument("--mfm", default=None, help="tabular only: MFM-pretrained encoder folder")
     parser.add_argument("--model", required=True, help="output model folder, e.g. models/text_expert")
     parser.add_argument("--embeddings", required=True, help="output embedding folder, e.g. data/embeddings/text")
-    parser.add_argument("--metrics-dir", default="metrics", help="folder for <name>.json and plots/<name>/")
+    parser.add_argument("--metrics-dir", default="metrics", help="folder for <name>.json (quality) and plots/<name>/")
+    parser.add_argument("--reports-dir", default="reports", help="folder for <name>.json: seeds, timings, training")
     args = parser.parse_args()
     kind = expert_kind(args.kind)
     cfg = section(kind.config, kind.section, args.params)
@@ -82,7 +83,7 @@ def main() -> None:
     trained = train_expert(args.kind, cfg, ctx)
     live.end()
     report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),
-                          metrics_dir=Path(args.metrics_dir), seeds=cfg.train.seeds)
+                          metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir), seeds=cfg.train.seeds)
     print(f"{name}: {headline(report)}")
 
 

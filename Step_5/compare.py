@@ -26,7 +26,7 @@ KEYS = ("auroc", "macro_f1", "accuracy")
 
 
 def model_row(report: dict, kind: str) -> dict:
-    return {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")} | {"n": report[s]["n"]}
+    return {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")}
                              for s in EVALUATED if s in report}}
 
 
@@ -40,8 +40,8 @@ def contrast(a: dict, b: dict, key: str) -> dict | None:
 
 
 def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict:
-    """AUROC(a) − AUROC(b) over the same resampled memes: the observed gain, its 95 % interval, and the share
-    of resamples where a does not beat b."""
+    """AUROC(a) − AUROC(b) over the same resampled memes (those holding both classes): the observed gain, its
+    95 % interval, and the share of resamples where a does not beat b."""
     keep = labels >= 0
     labels, a, b = labels[keep], a[keep], b[keep]
     rng = np.random.default_rng(seed)
@@ -53,7 +53,7 @@ def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, resamples
     diffs = np.array(diffs)
     return {"auroc_gain": round(float(roc_auc_score(labels, a) - roc_auc_score(labels, b)), 4),
             "ci95": [round(float(q), 4) for q in np.percentile(diffs, [2.5, 97.5])],
-            "share_not_better": round(float((diffs <= 0).mean()), 4), "resamples": len(diffs)}
+            "share_not_better": round(float((diffs <= 0).mean()), 4)}
 
 
 def bootstrap_gain(best_fusion: str, best_expert: str, embeddings: Path, fusion_models: Path, positive: int) -> dict:

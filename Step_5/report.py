@@ -38,7 +38,7 @@ def format_table(result: dict, markdown: bool = False) -> str:
     footer = [verdict(best, result["fusion_minus_best_expert"])]
     for split, b in result.get("paired_bootstrap_test", {}).items():
         footer.append(f"paired bootstrap, saved models, {split}: AUROC gain {b['auroc_gain']:+.3f}, "
-                      f"95 % interval [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}] over {b['resamples']} resamples")
+                      f"95 % interval [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}]")
     footer += [verdict(f"{result['best_fusion']} vs {n}", v) for n, v in result["best_fusion_minus_other_fusions"].items()]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -63,7 +63,7 @@ def main() -> None:
     if Path(args.unfamiliar).is_file():
         found = read_json(args.unfamiliar)
         rates = ", ".join(f"{m} {r['fpr']:.1%}" for m, r in found["methods"].items())
-        print(f"false-positive rate on {found['count']} unfamiliar benign memes: {rates}")
+        print(f"false-positive rate on unfamiliar benign memes (unfamiliar.count in params.yaml): {rates}")
 
 
 if __name__ == "__main__":

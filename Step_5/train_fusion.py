@@ -5,9 +5,9 @@ token per modality), late (average of expert probabilities, nothing to train). O
 fusion.train.seeds: metrics give the mean and std per split (val, test_seen, test_unseen); the first
 seed's head is saved. Modality dropout in training makes the heads robust to a missing modality; the
 saved head is also evaluated on test_seen with each modality removed. With fusion.finetune.enabled the experts' top layers then train with the head from
-the shards. Writes models/mm_fusion/<method>/ (model.safetensors + fusion.json),
-metrics/fusion_<method>.json and metrics/plots/fusion_<method>/ (ROC, PR, confusion; gate weights per
-class for gated).
+the shards. Writes models/mm_fusion/<method>/ (model.safetensors + fusion.json + predictions),
+metrics/fusion_<method>.json (quality), reports/fusion_<method>.json (seeds, gates, timings, training) and
+metrics/plots/fusion_<method>/ (ROC, PR, confusion; gate weights per class for gated).
 """
 from __future__ import annotations
 
@@ -153,7 +153,8 @@ def run(method: str, args) -> None:
                            for s in EVALUATED if s in data}
         write_gate_plot(report["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
     write_report(f"fusion_{method}", report, probs=runs[0]["test_seen"], labels=data["test_seen"]["label"].numpy(),
-                 classes=classes, positive=positive, metrics_dir=Path(args.metrics_dir))
+                 classes=classes, positive=positive, metrics_dir=Path(args.metrics_dir),
+                 reports_dir=Path(args.reports_dir))
     save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
                 modalities=cfg.modalities, experts_dir=args.experts,
                 ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), predictions=runs[0],
@@ -193,7 +194,9 @@ def main() -> None:
     parser.add_argument("--embeddings", default="data/embeddings", help="expert embedding cache root")
     parser.add_argument("--experts", default="models", help="folder holding <modality>_expert/ (recorded for predict)")
     parser.add_argument("--model", required=True, help="output folder, e.g. models/mm_fusion/gated")
-    parser.add_argument("--metrics-dir", default="metrics")
+    parser.add_argument("--metrics-dir", default="metrics", help="folder for fusion_<method>.json (quality) and plots")
+    parser.add_argument("--reports-dir", default="reports", help="folder for fusion_<method>.json: seeds, gates, "
+                                                                  "timings, training")
     args = parser.parse_args()
     run(args.method, args)
 

@@ -56,12 +56,12 @@ def main() -> None:
     parser.add_argument("--experts", default="models", help="folder holding <modality>_expert/")
     parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"])
     parser.add_argument("--images", default="data/unfamiliar", help="output folder for the rendered memes")
-    parser.add_argument("--out", default="metrics/unfamiliar.json", help="output metrics")
+    parser.add_argument("--out", default="metrics/unfamiliar.json", help="output metrics (per method)")
     args = parser.parse_args()
     cfg = section(UnfamiliarConfig, "unfamiliar", args.params)
     paths = render(cfg, Path(args.images))
     result = {m: false_positives(Path(args.fusion) / m, Path(args.experts), paths) for m in args.methods}
-    write_json(args.out, {"count": cfg.count, "methods": result})
+    write_json(args.out, {"methods": result})
     print("unfamiliar benign memes, false-positive rate: " + ", ".join(f"{m} {r['fpr']}" for m, r in result.items()))
 
 

@@ -45,7 +45,7 @@ def test_contrast_is_beyond_noise_only_when_the_gap_exceeds_twice_the_combined_s
 
 def _write(folder, name, val, seen, unseen, std=0.01):
     split = lambda v: {k: v for k in ("auroc", "macro_f1", "accuracy")} | {  # noqa: E731
-        f"{k}_std": std for k in ("auroc", "macro_f1", "accuracy")} | {"n": 10}
+        f"{k}_std": std for k in ("auroc", "macro_f1", "accuracy")}
     (folder / f"{name}.json").write_text(json.dumps({"val": split(val), "test_seen": split(seen),
                                                      "test_unseen": split(unseen)}))
 
