@@ -36,6 +36,7 @@ check: setup  ## check params.yaml and every data source in seconds, before anyt
 run: setup check  ## build the whole pipeline (dvc repro) and print the comparison table
 	dvc repro
 	@python -m Step_5.report --comparison metrics/comparison.json
+	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: dvc plots show"
 
 test: setup  ## run the test suite (includes the smoke run of the whole DAG)
 	python -m pytest

@@ -115,9 +115,9 @@ def main() -> None:
         result["paired_bootstrap_test"] = bootstrap_gain(result["best_fusion"], result["best_expert"],
                                                          Path(args.embeddings), Path(args.fusion_models), positive)
     write_json(args.out, result)
-    from Step_5.report import format_table
-
-    print(format_table(result))
+    gain = result["fusion_minus_best_expert"]["test_seen"]["auroc"]
+    print(f"compare: {result['best_fusion']} vs {result['best_expert']}, test_seen AUROC {gain['diff']:+.3f} "
+          f"({'beyond' if gain['beyond_noise'] else 'within'} seed noise); table: python -m Step_5.report")
 
 
 if __name__ == "__main__":
