@@ -9,12 +9,14 @@ from core.files import read_json
 
 COLUMNS = (("val", "auroc"), ("test_seen", "auroc"), ("test_unseen", "auroc"), ("test_seen", "macro_f1"),
            ("test_unseen", "macro_f1"))
+ALL_COLUMNS = tuple((s, k) for k in ("auroc", "macro_f1", "accuracy") for s in ("val", "test_seen", "test_unseen"))
+NAMES = {"auroc": "AUROC", "macro_f1": "macro-F1", "accuracy": "accuracy"}
 
 
-def cell(scores: dict | None, key: str) -> str:
+def cell(scores: dict | None, key: str, digits: int = 3) -> str:
     if not scores or scores.get(key) is None:
         return "n/a"
-    return f"{scores[key]:.3f} ± {scores[f'{key}_std']:.3f}"
+    return f"{scores[key]:.{digits}f} ± {scores[f'{key}_std']:.{digits}f}"
 
 
 def verdict(name: str, versus: dict) -> str:
@@ -27,13 +29,15 @@ def verdict(name: str, versus: dict) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def format_table(result: dict, markdown: bool = False) -> str:
-    """A fixed-width (or Markdown) table, one row per model, then the verdicts against the seed noise."""
-    header = ["model", "kind"] + [f"{s} {'AUROC' if k == 'auroc' else 'macro-F1'}" for s, k in COLUMNS]
+def format_table(result: dict, markdown: bool = False, full: bool = False) -> str:
+    """A fixed-width (or Markdown) table, one row per model, then the verdicts against the seed noise.
+    `full`: every split × AUROC, macro-F1 and accuracy to 4 decimals."""
+    columns, digits = (ALL_COLUMNS, 4) if full else (COLUMNS, 3)
+    header = ["model", "kind"] + [f"{s} {NAMES[k]}" for s, k in columns]
     rows = []
     for name, r in sorted(result["models"].items(), key=lambda item: (item[1]["kind"] != "expert", item[0])):
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
-        rows.append([name + mark, r["kind"]] + [cell(r.get(s), k) for s, k in COLUMNS])
+        rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns])
     best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on val AUROC)"
     footer = [verdict(best, result["fusion_minus_best_expert"])]
     for split, b in result.get("paired_bootstrap_test", {}).items():
@@ -56,10 +60,11 @@ def main() -> None:
     parser.add_argument("--unfamiliar", default="metrics/unfamiliar.json",
                         help="false-positive rates on unfamiliar benign memes (printed when the file exists)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--full", action="store_true", help="every split × AUROC, macro-F1, accuracy, 4 decimals")
     args = parser.parse_args()
     if not Path(args.comparison).is_file():
         raise PipelineError(f"{args.comparison} not found; run `dvc repro` first")
-    print(format_table(read_json(args.comparison), markdown=args.markdown))
+    print(format_table(read_json(args.comparison), markdown=args.markdown, full=args.full))
     if Path(args.unfamiliar).is_file():
         found = read_json(args.unfamiliar)
         rates = ", ".join(f"{m} {r['fpr']:.1%}" for m, r in found["methods"].items())

@@ -62,6 +62,8 @@ def test_compare_picks_on_validation_and_reports_against_seed_noise(tmp_path):
     assert not result["best_fusion_minus_other_fusions"]["fusion_late"]["test_seen"]["auroc"]["beyond_noise"]
     table = format_table(result)
     assert "0.880 ± 0.010" in table and "beyond seed noise" in table and "within seed noise" in table
+    full = format_table(result, markdown=True, full=True)
+    assert "| 0.8800 ± 0.0100 |" in full and "test_unseen accuracy" in full
 
 
 def test_compare_names_a_missing_metrics_file(tmp_path):
