@@ -5,9 +5,9 @@ import multiprocessing
 from pathlib import Path
 from typing import Callable
 
-from tqdm import tqdm
 
 from core.params import build
+from core.progress import progress
 from Step_1.config import SourceConfig
 from Step_1.importers import import_csv, import_hateful_memes, import_jsonl
 from Step_1.synthetic.generate import CATEGORICAL_FIELDS, NUMERIC_FIELDS, SyntheticOptions, make_meme
@@ -33,7 +33,8 @@ def import_synthetic(source: SourceConfig, out_dir: Path, workers: int) -> tuple
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
         results = pool.imap(_synthetic_worker, jobs, chunksize=16)
-        for index, record, jpeg in tqdm(results, total=opts.count, desc=f"prepare {source.name}", unit="meme"):
+        bar = progress(results, total=opts.count, desc=f"prepare {source.name}", unit="meme")
+        for index, record, jpeg in bar:
             local_id = f"{index:0{width}d}"
             path = image_dir / f"{local_id}.jpg"
             path.write_bytes(jpeg)

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from core.errors import PipelineError, run_cli
 from core.files import read_jsonl, write_json, write_jsonl
 from core.params import check, section
+from core.progress import progress
 from Step_2.cache import OcrCache
 from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_texts
 from Step_2.images import DEFAULT_MAX_PIXELS, BadImage, read_image
@@ -96,7 +96,7 @@ def scan(records: list[dict], cfg: OcrConfig, cache: OcrCache | None) -> tuple[l
     manifest, rejected, version = [], [], engine_version() if cache is not None else ""
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(cfg.workers) as pool, \
-            tqdm(total=len(records), desc="read + ocr" if cache is not None else "manifest", unit="img") as bar:
+            progress(total=len(records), desc="read + ocr" if cache is not None else "manifest", unit="img") as bar:
         for (chunk, _, _, _), (rows, bad, texts) in zip(jobs, pool.imap(_scan_worker, jobs)):
             manifest += rows
             rejected += bad

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Literal
 
 import webdataset as wds
-from tqdm import tqdm
 
 from core.errors import PipelineError, run_cli
 from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, read_jsonl, write_json
 from core.params import check, section
+from core.progress import progress
 from Step_1.config import PrepareConfig
 from Step_2.images import read_image
 from Step_2.ocr import OcrConfig
@@ -101,7 +101,7 @@ def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Pa
         members = [i for i in order if splits[i] == split]
         pattern = str(out / split / f"{split}-%06d.tar")
         with wds.ShardWriter(pattern, maxcount=cfg.maxcount, verbose=0, mtime=0) as sink:
-            for i in tqdm(members, desc=f"shard {split}", unit="sample"):
+            for i in progress(members, desc=f"shard {split}", unit="sample"):
                 row = rows[i]
                 ext, payload = image_payload(row, max_pixels)
                 record = {"id": row["id"], "label": labels[i], "true_label": row["true_label"], "meta": row["meta"],

@@ -14,9 +14,9 @@ from typing import Iterable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from core.errors import PipelineError
+from core.progress import progress
 from Step_4.engine import to_device
 
 
@@ -26,7 +26,7 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
     expert.eval().to(device)
     ids, feats, logits, labels, truth, present = [], [], [], [], [], []
     started, count = time.perf_counter(), 0
-    for batch in tqdm(batches, total=total, desc=desc, unit="batch", leave=False):
+    for batch in progress(batches, total=total, desc=desc, unit="batch", leave=False):
         batch = to_device(batch, device)
         f = expert.forward_features(batch) if "features" not in batch else batch["features"]
         feats.append(f.float().cpu())

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from core.errors import PipelineError
+from core.progress import progress
 from Step_4.config import TrainConfig
 from Step_4.metrics import classification_metrics
 
@@ -72,8 +72,8 @@ def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], f
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        done = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
     return factor
 
@@ -154,7 +154,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
     sign = 1.0 if objective.higher_is_better else -1.0
     best_state, best_score, best_epoch, stale = None, -math.inf, -1, 0
     history, seen, train_time = [], 0, 0.0
-    epochs = tqdm(range(cfg.epochs), desc=desc, unit="epoch")
+    epochs = progress(range(cfg.epochs), desc=desc, unit="epoch")
     for epoch in epochs:
         started = time.perf_counter()
         loss_sum, steps, samples = train_epoch(model, objective, train_batches(epoch), optimizer, scheduler, cfg,
@@ -187,7 +187,7 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
     """One pass over the training batches; returns (summed loss, steps, samples)."""
     model.train()
     loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
-    for batch in tqdm(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
+    for batch in progress(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
                       disable=steps_per_epoch < 100):
         batch = to_device(batch, device)
         loss = objective.loss(model, batch)

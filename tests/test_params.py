@@ -87,3 +87,16 @@ def test_fusion_head_params_are_checked_against_the_head():
         fusion_params("gated", {"temperatur": 2.0})
     with pytest.raises(PipelineError, match="fusion.transformer.n_heads': expected an integer"):
         fusion_params("transformer", {"n_heads": "four"})
+
+
+def test_progress_bars_update_rarely_when_the_output_is_a_log(monkeypatch):
+    import io
+
+    from core.progress import LOG_INTERVAL, progress
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal, as under `dvc repro > log` or CI
+    assert progress(range(3), mininterval=2.0).mininterval == LOG_INTERVAL
+    tty = io.StringIO()
+    tty.isatty = lambda: True
+    monkeypatch.setattr("sys.stderr", tty)
+    assert progress(range(3), mininterval=2.0).mininterval == 2.0
