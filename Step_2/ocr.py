@@ -83,7 +83,8 @@ def scan(records: list[dict], cfg: OcrConfig, cache: OcrCache | None) -> tuple[l
     Each image is decoded once, for its facts, its pHash and (when not cached) OCR. Without a cache
     only the manifest is built.
     """
-    settings_key = cfg.settings.key(engine_version()) if cache is not None else ""
+    version = engine_version() if cache is not None else ""
+    settings_key = cfg.settings.key(version) if cache is not None else ""
     planned, wanted = set(), []
     for record in records:
         sha = _file_sha256(record["image"]) if cache is not None else None
@@ -93,7 +94,7 @@ def scan(records: list[dict], cfg: OcrConfig, cache: OcrCache | None) -> tuple[l
         wanted.append(want)
     size = max(1, min(BATCH, len(records) // cfg.workers))
     jobs = [(records[i:i + size], wanted[i:i + size], cfg.settings, cfg.max_pixels) for i in range(0, len(records), size)]
-    manifest, rejected, version = [], [], engine_version() if cache is not None else ""
+    manifest, rejected = [], []
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(cfg.workers) as pool, \
             progress(total=len(records), desc="read + ocr" if cache is not None else "manifest", unit="img") as bar:

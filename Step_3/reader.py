@@ -19,6 +19,7 @@ import braceexpand
 import webdataset as wds
 
 from core.errors import PipelineError
+from Step_3.splits import SPLITS
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -44,6 +45,11 @@ def read_meta(root: str | Path) -> dict:
         raise PipelineError(f"{location} not found; run the shard stage first (dvc repro shard)") from None
     except (OSError, ValueError) as err:
         raise PipelineError(f"cannot read {location}: {err}") from None
+
+
+def filled_splits(meta: dict) -> list[str]:
+    """The splits that hold samples, in SPLITS order (test_unseen may be empty for some data)."""
+    return [s for s in SPLITS if meta["sizes"].get(s)]
 
 
 def class_counts(meta: dict) -> list[int]:

@@ -188,7 +188,7 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
     model.train()
     loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
     for batch in progress(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
-                      disable=steps_per_epoch < 100):
+                          disable=steps_per_epoch < 100):
         batch = to_device(batch, device)
         loss = objective.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)

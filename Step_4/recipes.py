@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from core.seed import seed_everything
-from Step_3.reader import ShardReader, class_counts
-from Step_3.splits import SPLITS
+from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_4.config import TrainConfig
 from Step_4.embeddings import extract, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
@@ -38,8 +37,7 @@ class ExpertContext:
 
     @property
     def splits(self) -> list[str]:
-        """The splits that hold samples (test_unseen may be empty for some data)."""
-        return [s for s in SPLITS if self.meta["sizes"].get(s)]
+        return filled_splits(self.meta)
 
 
 @dataclass

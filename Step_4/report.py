@@ -25,9 +25,10 @@ def softmax(logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits.float(), dim=-1).numpy()
 
 
-def truth_of(data: dict) -> dict:
-    """{split: {'labels', 'true_labels'}} as arrays, from embeddings or fusion inputs of every split."""
-    return {s: {"labels": d["labels"].numpy(), "true_labels": d["true_labels"].numpy()} for s, d in data.items()}
+def truth_of(data: dict, labels: str = "labels", true_labels: str = "true_labels") -> dict:
+    """{split: {'labels', 'true_labels'}} as arrays, from every split's embeddings (or fusion inputs, whose keys
+    are 'label' and 'true_label')."""
+    return {s: {"labels": d[labels].numpy(), "true_labels": d[true_labels].numpy()} for s, d in data.items()}
 
 
 def split_metrics(labels: np.ndarray, probs: np.ndarray, positive: int) -> dict | None:

@@ -25,13 +25,13 @@ from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
 from core.seed import pick_device, seed_everything
 from Step_2.ocr import OcrConfig
-from Step_3.reader import ShardReader, class_counts
-from Step_3.splits import EVALUATED, SPLITS
+from Step_3.reader import ShardReader, class_counts, filled_splits
+from Step_3.splits import EVALUATED
 from Step_4.config import TrainConfig
 from Step_4.embeddings import tensor_batches
 from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import load_expert, save_expert
-from Step_4.report import headline, split_metrics, summarize, write_report
+from Step_4.report import headline, split_metrics, summarize, truth_of, write_report
 from Step_5.config import FusionConfig
 from Step_5.data import drop_modalities, load_fusion_split, tensors_of
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
@@ -62,10 +62,6 @@ def probs_of(model, data: dict, device: str, drop: int | None = None) -> np.ndar
         tensors["mask"] = tensors["mask"].clone()
         tensors["mask"][:, drop] = False
     return predict(model, tensor_batches(tensors, 1024, shuffle=False), device)[1]
-
-
-def truth(data: dict) -> dict:
-    return {s: {"labels": d["label"].numpy(), "true_labels": d["true_label"].numpy()} for s, d in data.items()}
 
 
 @torch.no_grad()
@@ -122,7 +118,7 @@ def run(method: str, args) -> None:
     classes, positive, device = meta["classes"], meta["positive_index"], pick_device(cfg.device)
     data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities, n_classes=len(classes),
                                  shard_ids=sorted(x["id"] for x in reader.samples(s, decode_images=False)))
-            for s in SPLITS if meta["sizes"].get(s)}
+            for s in filled_splits(meta)}
     dims = FusionDims(inputs={m: data["train"][m].shape[1] for m in cfg.modalities}, n_classes=len(classes))
     from dvclive import Live
 
@@ -144,7 +140,7 @@ def run(method: str, args) -> None:
                 live.log_metric(f"val/{key}", value)
         live.next_step()
     live.end()
-    report = {**summarize(runs, truth(data), positive, seeds), "method": method, "params": params,
+    report = {**summarize(runs, truth_of(data, "label", "true_label"), positive, seeds), "method": method, "params": params,
               "training": summary, "throughput": throughput,
               "modality_removal_test_seen": {f"without_{m}": split_metrics(data["test_seen"]["label"].numpy(), p, positive)
                                              for m, p in removal.items()}}
