@@ -5,9 +5,6 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-export HF_HUB_OFFLINE ?= 1
-export TRANSFORMERS_OFFLINE ?= 1
-export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: setup tesseract check run test smoke bench clean-smoke help
 

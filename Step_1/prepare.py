@@ -3,7 +3,7 @@
 Outputs (in --out): <source>/images/… for generated sources, records.jsonl (one unified
 record per meme), schema.json (numeric and categorical tabular fields over all sources) and
 rejected.jsonl (index rows that could not be used, with the reason; Step 2 adds them to
-data/rejected.jsonl and counts them against ocr.max_reject_fraction).
+data/rejected.json and counts them against ocr.max_reject_fraction).
 """
 from __future__ import annotations
 

@@ -160,7 +160,8 @@ def main() -> None:
     parser.add_argument("--records", default="data/prepared/records.jsonl", help="records from Step_1")
     parser.add_argument("--manifest", default="data/manifest.jsonl", help="output manifest")
     parser.add_argument("--ocr", default="data/ocr.jsonl", help="output OCR results")
-    parser.add_argument("--rejected", default="data/rejected.jsonl", help="output list of unusable images")
+    parser.add_argument("--rejected", default="data/rejected.json",
+                        help="output JSON list of unusable images with reasons")
     parser.add_argument("--cache", default="data/ocr_cache/entries.jsonl", help="persistent OCR cache file")
     parser.add_argument("--metrics", default="metrics/ocr.json", help="output quality metrics (CER, exact match)")
     parser.add_argument("--report", default="reports/ocr.json", help="output counts and timings")
@@ -182,7 +183,7 @@ def main() -> None:
     metrics = {**ocr_metrics(manifest, ocr_rows), **timing, "images": len(manifest), "rejected": len(rejected)}
     write_jsonl(args.manifest, manifest)
     write_jsonl(args.ocr, ocr_rows)
-    write_jsonl(args.rejected, rejected)
+    write_json(args.rejected, rejected)
     write_json(args.metrics, {k: metrics[k] for k in ("cer", "exact_match")})
     write_json(args.report, {k: v for k, v in metrics.items() if k not in ("cer", "exact_match")})
     print(f"ocr: {len(manifest)} images, {len(rejected)} rejected, CER {metrics['cer']}, "

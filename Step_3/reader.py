@@ -99,12 +99,14 @@ def decode_without_image(sample: dict) -> dict:
     return {"id": sample["__key__"], "text": sample["txt"].decode("utf-8"), "meta": json.loads(sample["json"])}
 
 
-def iter_samples(root: str | Path, split: str, decode_images: bool = True, meta: dict | None = None) -> Iterator[dict]:
-    """Every sample of a split in shard order, in this process (no workers, no shuffling)."""
+def iter_samples(root: str | Path, split: str, decode_images: bool = True, meta: dict | None = None,
+                 raw: bool = False) -> Iterator[dict]:
+    """Every sample of a split in shard order, in this process (no workers, no shuffling); raw: the tar
+    members as bytes (keys '__key__', 'jpg'/'png', 'txt', 'json')."""
     pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(root, split, meta)), wds.tarfile_to_samples())
     decode = decode_sample if decode_images else decode_without_image
     for sample in pipeline:
-        yield decode(sample)
+        yield sample if raw else decode(sample)
 
 
 class SplitLoader:
@@ -112,12 +114,14 @@ class SplitLoader:
 
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
-    shard order. Partial batches are kept.
+    shard order. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
+    len() then still counts every sample.
     """
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
                  batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, shuffle_buffer: int = 1000,
-                 decode_images: bool = True, raw: bool = False, pin_memory: bool = False):
+                 decode_images: bool = True, raw: bool = False, pin_memory: bool = False,
+                 select: Callable[[dict], bool] | None = None):
         import torch
 
         if not urls:
@@ -127,6 +131,8 @@ class SplitLoader:
         if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
             stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
         stages.append(wds.tarfile_to_samples())
+        if select is not None:
+            stages.append(wds.select(select))
         if shuffle:
             stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer,
                                          seed=seed * 1_000_003 + 500_009))
@@ -160,8 +166,8 @@ class ShardReader:
             raise PipelineError(f"no shards for split '{split}' in {self.root}; rerun the shard stage")
         return urls
 
-    def samples(self, split: str, decode_images: bool = True) -> Iterator[dict]:
-        return iter_samples(self.root, split, decode_images, self.meta)
+    def samples(self, split: str, decode_images: bool = True, raw: bool = False) -> Iterator[dict]:
+        return iter_samples(self.root, split, decode_images, self.meta, raw=raw)
 
     def loader(self, split: str, *, transform: Callable[[dict], dict], collate: Callable, batch_size: int,
                shuffle: bool = False, seed: int = 0, num_workers: int = 0, decode_images: bool = True,

@@ -32,12 +32,13 @@ def expert_inputs(encoders: dict[str, torch.nn.Module], *, train: bool, meta: di
 
 
 def shard_batches(reader, encoders: dict[str, torch.nn.Module], split: str, *, train: bool, batch_size: int,
-                  seed: int = 0, num_workers: int = 0, device: str = "cpu"):
-    """A persistent loader of one split with the inputs of the given encoders (shuffled and augmented when train)."""
+                  seed: int = 0, num_workers: int = 0, device: str = "cpu", **options):
+    """A persistent loader of one split with the inputs of the given encoders (shuffled and augmented when train);
+    options go to ShardReader.loader (e.g. select)."""
     transform, collate = expert_inputs(encoders, train=train, meta=reader.meta)
     return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size, shuffle=train, seed=seed,
                          num_workers=num_workers, device=device,
-                         decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()))
+                         decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()), **options)
 
 
 def presence_mask(batch: dict, modalities: list[str]) -> torch.Tensor:

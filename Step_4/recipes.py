@@ -3,6 +3,7 @@
 the engine; the first seed's model is the one saved and whose embeddings later stages read."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from Step_4.config import TrainConfig
 from Step_4.embeddings import extract, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
 from Step_4.expert import Expert
+from Step_4.feature_cache import FeatureCache, fingerprint
 from Step_4.inputs import shard_batches
 from Step_4.registry import create_expert
 from Step_4.report import softmax
@@ -30,6 +32,7 @@ class ExpertContext:
     device: str
     live: Any = None
     mfm_dir: Path | None = None  # tabular: the MFM-pretrained encoder
+    feature_cache: Path | None = None  # frozen encoders: features by content hash (data/feature_cache/<modality>)
 
     @property
     def meta(self) -> dict:
@@ -61,14 +64,48 @@ def over_seeds(seeds: list[int], run_one: Callable[[int], Run]) -> TrainedExpert
     return TrainedExpert(expert, data, result, runs, data["train"]["samples_per_s"])
 
 
-def embed_splits(expert: Expert, cfg, ctx: ExpertContext) -> dict:
-    """Features and logits of every split, in one pass each."""
+def embed_splits(expert: Expert, cfg, ctx: ExpertContext, cache: FeatureCache | None = None) -> dict:
+    """Features and logits of every split, in one pass each; with a cache, only samples not in it are encoded."""
     data = {}
     for split in ctx.splits:
-        loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
-                               batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device)
-        data[split] = extract(expert, loader, ctx.device, total=len(loader), desc=f"{expert.modality} features {split}")
+        if cache is None:
+            loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
+                                   batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device)
+            data[split] = extract(expert, loader, ctx.device, total=len(loader), desc=f"{expert.modality} features {split}")
+        else:
+            data[split] = embed_cached(expert, cfg, ctx, split, cache)
+    if cache is not None:
+        cache.save()
     return data
+
+
+def embed_cached(expert: Expert, cfg, ctx: ExpertContext, split: str, cache: FeatureCache) -> dict:
+    """One split's features from the cache by content key; the encoder runs only on the samples missing there."""
+    index = []  # (id, content key, label, true label), id-sorted like `extract`
+    for raw in ctx.reader.samples(split, raw=True):
+        meta = json.loads(raw["json"])
+        index.append((raw["__key__"], expert.encoder.content_key(raw), int(meta["label"]),
+                      int(meta.get("true_label", -1))))
+    index.sort()
+    key_of = {sample_id: key for sample_id, key, _, _ in index}
+    missing = {sample_id for sample_id, key, _, _ in index if key not in cache}
+    rate = 0.0
+    if missing:
+        loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
+                               batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device,
+                               select=lambda raw: raw["__key__"] in missing)
+        fresh = extract(expert, loader, ctx.device, total=math.ceil(len(missing) / cfg.embed_batch_size),
+                        desc=f"{expert.modality} features {split}")
+        cache.add([key_of[i] for i in fresh["ids"]], fresh["features"], fresh["present"])
+        rate = fresh["samples_per_s"]
+    ids, keys, labels, truth = (list(column) for column in zip(*index))
+    features, present = cache.get(keys)
+    with torch.no_grad():
+        expert.eval().to(ctx.device)
+        logits = torch.cat([expert.forward_head(chunk.to(ctx.device)).float().cpu()
+                            for chunk in features.split(cfg.embed_batch_size)])
+    return {"ids": ids, "features": features, "logits": logits, "labels": torch.tensor(labels),
+            "true_labels": torch.tensor(truth), "present": present, "samples_per_s": rate, "embedded": len(missing)}
 
 
 def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
@@ -102,7 +139,8 @@ def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live
 
 def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
     """The default recipe, once per seed in cfg.train.seeds: frozen (features computed once, shared by the
-    seeds) or finetune (a fresh pretrained encoder per seed)."""
+    seeds, read from the feature cache where the content was embedded before) or finetune (a fresh
+    pretrained encoder per seed)."""
     features: dict = {}
 
     def run_one(seed: int) -> Run:
@@ -113,7 +151,18 @@ def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
             return expert, *train_finetune(expert, cfg, cfg.train.for_seed(seed), ctx, live)
         expert.encoder.freeze(0)
         if not features:  # a frozen encoder gives the same features whatever the seed
-            features.update(embed_splits(expert, cfg, ctx))
+            features.update(embed_splits(expert, cfg, ctx, open_cache(expert, ctx)))
         return expert, *fit_head(expert, features, cfg.train.for_seed(seed), ctx, live)
 
-    return over_seeds(cfg.train.seeds, run_one)
+    trained = over_seeds(cfg.train.seeds, run_one)
+    if "embedded" in trained.data["train"]:
+        trained.extra["feature_cache"] = {s: {"embedded": d["embedded"], "from_cache": len(d["ids"]) - d["embedded"]}
+                                          for s, d in trained.data.items()}
+    return trained
+
+
+def open_cache(expert: Expert, ctx: ExpertContext) -> FeatureCache | None:
+    """The frozen encoder's feature cache, when the stage has one and the encoder says what its content is."""
+    if ctx.feature_cache is None or not hasattr(expert.encoder, "content_key"):
+        return None
+    return FeatureCache(ctx.feature_cache, fingerprint(expert.encoder))

@@ -1,6 +1,7 @@
 """Text encoder: any Hugging Face transformer (bundled MiniLM by default) with mean or CLS pooling."""
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -100,6 +101,11 @@ class TextEncoder(nn.Module):
 
     def features(self, batch: dict) -> torch.Tensor:
         return self(batch["input_ids"], batch["attention_mask"])
+
+    @staticmethod
+    def content_key(raw: dict) -> str:
+        """sha256 of the text bytes in a raw shard sample: what the feature cache is keyed by."""
+        return hashlib.sha256(raw["txt"]).hexdigest()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, D)

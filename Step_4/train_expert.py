@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (section <kind>_expert)")
     parser.add_argument("--shards", default="data/shards", help="shard folder or URL prefix from Step_3")
     parser.add_argument("--mfm", default=None, help="tabular only: MFM-pretrained encoder folder")
+    parser.add_argument("--feature-cache", default=None,
+                        help="frozen encoders: folder of features by content hash (e.g. data/feature_cache/text); "
+                             "only memes not embedded before are encoded")
     parser.add_argument("--model", required=True, help="output model folder, e.g. models/text_expert")
     parser.add_argument("--embeddings", required=True, help="output embedding folder, e.g. data/embeddings/text")
     parser.add_argument("--metrics-dir", default="metrics", help="folder for <name>.json (quality) and plots/<name>/")
@@ -79,7 +82,8 @@ def main() -> None:
     name = kind.section
     live = open_live(name)
     ctx = ExpertContext(reader=ShardReader(args.shards), device=pick_device(cfg.device), live=live,
-                        mfm_dir=Path(args.mfm) if args.mfm else None)
+                        mfm_dir=Path(args.mfm) if args.mfm else None,
+                        feature_cache=Path(args.feature_cache) if args.feature_cache else None)
     trained = train_expert(args.kind, cfg, ctx)
     live.end()
     report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),

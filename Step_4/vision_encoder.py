@@ -7,6 +7,7 @@ another implementation; ``bundled_state_dict`` maps them onto timm's by order an
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from timm.models import load_state_dict as timm_load_state_dict
 from torch import nn
 
 from core.errors import PipelineError
+from Step_3.reader import IMAGE_KEYS
 
 
 def _packaged_file(module: str, cls: str) -> str:
@@ -195,6 +197,11 @@ class VisionEncoder(nn.Module):
 
     def features(self, batch: dict) -> torch.Tensor:
         return self(batch["image"])
+
+    @staticmethod
+    def content_key(raw: dict) -> str:
+        """sha256 of the image bytes in a raw shard sample: what the feature cache is keyed by."""
+        return hashlib.sha256(next(raw[k] for k in IMAGE_KEYS if k in raw)).hexdigest()
 
     def to_config(self) -> dict:
         """JSON-serialisable description, enough for `from_config` to rebuild the architecture."""

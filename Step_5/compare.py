@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from core.errors import PipelineError, run_cli
 from core.files import read_json, write_json
 from Step_3.splits import EVALUATED, TESTS
 from Step_4.embeddings import load_embeddings
+from Step_5.data import check_same_ids, load_predictions
 
 KEYS = ("auroc", "macro_f1", "accuracy")
 
@@ -59,14 +59,16 @@ def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, resamples
 def bootstrap_gain(best_fusion: str, best_expert: str, embeddings: Path, fusion_models: Path, positive: int) -> dict:
     """Paired bootstrap of the saved best fusion against the saved best expert on each test split."""
     modality, method = best_expert.removesuffix("_expert"), best_fusion.removeprefix("fusion_")
-    fused = load_file(str(fusion_models / method / "predictions.safetensors"))
+    fused = load_predictions(fusion_models / method / "predictions.safetensors")
     result = {}
     for split in (s for s in TESTS if s in fused):
         expert = load_embeddings(embeddings / modality / f"{split}.safetensors")
+        check_same_ids(f"split '{split}': the {best_fusion} predictions", fused[split]["ids"], expert["ids"],
+                       f"the {best_expert} embeddings")
         labels = (expert["labels"] == positive).int().numpy() - (expert["labels"] < 0).int().numpy()
         scores = torch.softmax(expert["logits"].float(), dim=-1)[:, positive].numpy()
         if len(set(labels[labels >= 0])) == 2:
-            result[split] = paired_bootstrap(labels, fused[split].numpy(), scores)
+            result[split] = paired_bootstrap(labels, fused[split]["log_probs"][:, positive].exp().numpy(), scores)
     return result
 
 

@@ -1,9 +1,14 @@
-"""Fusion inputs: the experts' cached embeddings of one split, aligned by sample id."""
+"""Fusion inputs (the experts' cached embeddings of one split, aligned by sample id) and the saved
+fusion model's predictions."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from core.errors import PipelineError
 from Step_4.embeddings import load_embeddings
@@ -49,3 +54,30 @@ def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) ->
     empty = ~dropped.any(1)
     dropped[empty] = mask[empty]
     return dropped
+
+
+def save_predictions(path: Path, probs: dict[str, np.ndarray], ids: dict[str, list[str]]) -> None:
+    """Per evaluated split the saved head's log-probabilities (N, C), rows in the given (sorted) id order;
+    the ids sit in the metadata (one key, so the bytes are the same run to run)."""
+    tensors = {s: torch.from_numpy(np.log(np.clip(p, 1e-12, 1.0)).astype(np.float32)) for s, p in probs.items()}
+    save_file(tensors, str(path), metadata={"ids": json.dumps({s: ids[s] for s in probs}, sort_keys=True)})
+
+
+def load_predictions(path: Path) -> dict[str, dict]:
+    """{split: {'ids': [...], 'log_probs': (N, C) tensor}} from a fusion model's predictions.safetensors."""
+    if not Path(path).is_file():
+        raise PipelineError(f"{path} not found; run the fusion stages first (dvc repro)")
+    with safe_open(str(path), framework="pt") as fh:
+        ids = json.loads((fh.metadata() or {}).get("ids", "{}"))
+        if set(ids) != set(fh.keys()):
+            raise PipelineError(f"{path} was written by an older version (no sample ids); rerun the fusion stages "
+                                "(dvc repro -f -s fusion)")
+        return {s: {"ids": ids[s], "log_probs": fh.get_tensor(s)} for s in fh.keys()}
+
+
+def check_same_ids(what: str, ids: list[str], expected: list[str], expected_name: str) -> None:
+    """Fail naming both counts when two inputs do not hold the same samples in the same order."""
+    if ids != expected:
+        extra = len(set(ids) - set(expected))
+        raise PipelineError(f"{what} hold {len(ids)} samples ({extra} not in {expected_name}), {expected_name} "
+                            f"{len(expected)}; rerun the stages before this one (dvc repro)")

@@ -1,15 +1,19 @@
-"""Classify memes with a trained fusion model: prints one JSON line per image.
+"""Classify memes with a trained fusion model: prints one JSON line (or CSV row) per image.
 
-Each line: path, the text used (OCR with Step 2's exact settings, or --text), the source of that
+Each result: path, the text used (OCR with Step 2's exact settings, or --text), the source of that
 text, the probability per class, the predicted label, and gate weights for the gated model.
-Images that cannot be read get a line with an "error" field; the exit code is then 1.
+Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a
+header and one row per image (columns path, label, p_<class>..., gate_<modality>..., text_source,
+text, error).
 
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
+  python -m Step_5.predict --model models/mm_fusion/gated memes/ --format csv > scores.csv
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
 import json
 import sys
@@ -62,6 +66,9 @@ class Predictor:
         for m in self.modalities:
             folder = Path(experts_dir) / f"{m}_expert" if experts_dir else Path(self.info["experts"][m])
             self.experts[m], info = load_expert(folder, self.device)
+            if info.get("classes", self.classes) != self.classes:
+                raise PipelineError(f"{folder} predicts {info['classes']} but {model_dir} was trained on "
+                                    f"{self.classes}; rerun the fusion stages (dvc repro) or pass --experts")
             schema = info.get("tabular_schema", schema)
         self.schema = schema
         self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
@@ -137,6 +144,32 @@ def predict_paths(model_dir: str | Path, paths: list[str], text: str | None = No
     return list(Predictor(model_dir, experts_dir, device).predict_many(expand_paths(paths), text, tabular))
 
 
+def csv_row(result: dict, classes: list[str], modalities: list[str]) -> dict:
+    """One flat CSV row from a result dict (empty cells where a field does not apply)."""
+    row = {"path": result["path"], "label": result.get("label", "")}
+    row.update({f"p_{c}": result.get("probabilities", {}).get(c, "") for c in classes})
+    row.update({f"gate_{m}": result.get("gates", {}).get(m, "") for m in modalities})
+    row.update(text_source=result.get("text_source", ""), text=result.get("text", ""), error=result.get("error", ""))
+    return row
+
+
+def write_results(results, predictor: Predictor, fmt: str, out=None) -> bool:
+    """Print results as JSON lines or CSV; True when any image failed."""
+    out = out or sys.stdout
+    failed, writer = False, None
+    for result in results:
+        failed |= "error" in result
+        if fmt == "jsonl":
+            print(json.dumps(result, ensure_ascii=False), file=out, flush=True)
+            continue
+        row = csv_row(result, predictor.classes, predictor.modalities)
+        if writer is None:
+            writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
+            writer.writeheader()
+        writer.writerow(row)
+    return failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m Step_5.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +179,8 @@ def main() -> None:
     parser.add_argument("--tabular", default=None, help='tabular fields as JSON, e.g. \'{"prior_reports": 2}\'')
     parser.add_argument("--experts", default=None, help="folder with <modality>_expert/ (default: as recorded)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when present)")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="one JSON object per line "
+                        "(default) or CSV with a header row")
     args = parser.parse_args()
     tabular = None
     if args.tabular:
@@ -158,10 +193,8 @@ def main() -> None:
     paths = expand_paths(args.paths)
     if not paths:
         raise PipelineError(f"no image files found in {args.paths}")
-    failed = False
-    for result in Predictor(args.model, args.experts, args.device).predict_many(paths, args.text, tabular):
-        failed |= "error" in result
-        print(json.dumps(result, ensure_ascii=False))
+    predictor = Predictor(args.model, args.experts, args.device)
+    failed = write_results(predictor.predict_many(paths, args.text, tabular), predictor, args.format)
     sys.exit(1 if failed else 0)
 
 

@@ -33,7 +33,7 @@ from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import load_expert, save_expert
 from Step_4.report import headline, split_metrics, summarize, truth_of, write_report
 from Step_5.config import FusionConfig
-from Step_5.data import drop_modalities, load_fusion_split, tensors_of
+from Step_5.data import drop_modalities, load_fusion_split, save_predictions, tensors_of
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 
 
@@ -154,15 +154,15 @@ def run(method: str, args) -> None:
     save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
                 modalities=cfg.modalities, experts_dir=args.experts,
                 ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), predictions=runs[0],
-                tuned_experts=tuned)
+                ids={s: data[s]["id"] for s in runs[0]}, tuned_experts=tuned)
     print(f"fusion_{method}: {headline(report)}")
 
 
 def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionDims, meta: dict, modalities: list[str],
-                experts_dir: str, ocr_settings: dict, predictions: dict, tuned_experts: dict | None = None) -> None:
+                experts_dir: str, ocr_settings: dict, predictions: dict, ids: dict[str, list[str]],
+                tuned_experts: dict | None = None) -> None:
     """model.safetensors + fusion.json (method, sizes, classes, the experts used, the OCR settings) +
-    predictions.safetensors (the saved head's positive-class probability per evaluated split, rows in the
-    embeddings' id order). Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
+    predictions.safetensors (see save_predictions). Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
     experts = {m: f"{experts_dir}/{m}_expert" for m in modalities}
     clean_stale_temps(folder.parent, folder.name)
     with atomic_dir(folder) as tmp:
@@ -172,8 +172,7 @@ def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionD
             experts[m] = f"{folder}/experts/{m}_expert"
         save_file({k: v.contiguous() for k, v in model.state_dict().items()} or {"_empty": torch.zeros(0)},
                   str(tmp / "model.safetensors"))
-        save_file({s: torch.from_numpy(p[:, meta["positive_index"]].astype(np.float32)) for s, p in predictions.items()},
-                  str(tmp / "predictions.safetensors"))
+        save_predictions(tmp / "predictions.safetensors", predictions, ids)
         write_json(tmp / "fusion.json", {
             "method": method, "params": params, "inputs": dims.inputs, "classes": meta["classes"],
             "positive_index": meta["positive_index"], "modalities": modalities, "experts": experts,

@@ -75,6 +75,7 @@ def _ensure_shards(data: dict) -> Path:
     cfg = ShardConfig(maxcount=64)
     rows, labels = build_samples(data["manifest"], data["ocr"], taxonomy, cfg)
     splits = assign_splits(rows, labels, cfg.fractions, cfg.seed, link_groups(rows))
+    data.update(rows=rows, labels=labels, splits=splits, shard_cfg=cfg)
     out = data["work"] / "shards"
     shard_sizes = write_shards(rows, labels, splits, out, cfg, DEFAULT_MAX_PIXELS)
     train = [r for r, s in zip(rows, splits) if s == "train"]
@@ -227,6 +228,47 @@ def bench_fusion(data: dict, results: dict) -> None:
     results["ratios"]["fusion_cached_speedup"] = round(t_encode / t_cached, 1)
     results["throughput"]["fusion_epoch_cached_samples_per_s"] = len(cached["label"]) / t_cached
     results["throughput"]["fusion_epoch_reencode_samples_per_s"] = len(cached["label"]) / t_encode
+
+
+def _shard_subset(data: dict, out: Path, keep: list[int]) -> ShardReader:
+    """Shards (and a meta.json) of the rows at `keep`, for the incremental-embedding case."""
+    from Step_3.shard import shard_pattern
+
+    rows, labels, splits = ([data[k][i] for i in keep] for k in ("rows", "labels", "splits"))
+    sizes = write_shards(rows, labels, splits, out, data["shard_cfg"], DEFAULT_MAX_PIXELS)
+    meta = {**data["meta"], "files": {s: shard_pattern(s, len(n)) for s, n in sizes.items()}, "shard_sizes": sizes,
+            "sizes": {s: sum(n) for s, n in sizes.items()}}
+    return ShardReader(out, meta)
+
+
+def bench_embed_cache(data: dict, results: dict) -> None:
+    """Text + vision features of every split: a full run without cache vs adding 1 % new memes to a dataset
+    whose features are cached (content hashing, cache reads, the encoder on the new memes only)."""
+    from types import SimpleNamespace
+
+    from Step_4.feature_cache import FeatureCache, fingerprint
+    from Step_4.recipes import ExpertContext, embed_splits
+
+    _ensure_shards(data)
+    experts, device, work = _experts(data), _device(), data["work"]
+    n = len(data["rows"])
+    new = set(range(0, n, 100))  # 1 % of the memes arrive later
+    older = _shard_subset(data, work / "shards_99", [i for i in range(n) if i not in new])
+    everything = _shard_subset(data, work / "shards_100", list(range(n)))
+    cfg = SimpleNamespace(embed_batch_size=64, num_workers=0)
+
+    def embed(reader, cache_dir):
+        for m in ("text", "vision"):
+            cache = FeatureCache(cache_dir / m, fingerprint(experts[m].encoder)) if cache_dir else None
+            embed_splits(experts[m], cfg, ExpertContext(reader=reader, device=device), cache)
+
+    _, full = _timed(lambda: embed(everything, None))
+    embed(older, work / "feature_cache")
+    _, incremental = _timed(lambda: embed(everything, work / "feature_cache"))
+    _, unchanged = _timed(lambda: embed(everything, work / "feature_cache"))
+    results["ratios"]["embed_cache_add_1pct_speedup"] = round(full / incremental, 1)
+    results["ratios"]["embed_cache_unchanged_speedup"] = round(full / unchanged, 1)
+    results["throughput"]["embed_text_vision_samples_per_s_uncached"] = n / full
 
 
 CHANGES = {  # one param per step -> the stages that must rerun

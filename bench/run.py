@@ -4,6 +4,8 @@ On a generated dataset of --count memes (in a scratch folder), one run measures:
   ocr      OCR with 1 process vs all cores, and a rerun on unchanged images from the cache
   shards   the project's shard reader vs a plain tarfile read of the same shards (bytes, and decoded)
   fusion   one fusion epoch on cached embeddings vs one epoch re-encoding through the frozen experts
+  embed_cache  text + vision features: a full run vs adding 1 % new memes to a cached dataset (target: the
+           increment costs <= 5 % of the full run, i.e. a ratio >= 20)
   experts  text / vision embedding and head-training throughput on the detected device
   dvc      no-op `dvc repro` seconds and the stages each one-param change reruns (needs the built
            default pipeline in the repository; skipped otherwise)
@@ -24,6 +26,7 @@ from bench import cases
 TARGETS = {
     "ocr_parallel_speedup": 1.7, "ocr_cache_speedup": 50.0, "reader_vs_tar_bytes": 0.8,
     "reader_vs_tar_decoded": 0.8, "fusion_cached_speedup": 20.0,
+    "embed_cache_add_1pct_speedup": 20.0,
 }
 
 
@@ -64,14 +67,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600, help="memes in the generated benchmark dataset")
     parser.add_argument("--work", default="bench/results/work", help="scratch folder (replaced)")
     parser.add_argument("--out", default="bench/results/latest.json")
-    parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "experts", "dvc", "repro"],
+    parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "embed_cache", "experts", "dvc", "repro"],
                         help="run only these sections; 'repro' (the full default pipeline from scratch, ~12 min on "
                              "2 cores) runs only when named")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(args.work)
     results: dict = {"machine": machine(), "count": args.count, "ratios": {}, "throughput": {}, "seconds": {}}
-    sections = args.only or ["ocr", "shards", "fusion", "experts", "dvc"]
+    sections = args.only or ["ocr", "shards", "fusion", "embed_cache", "experts", "dvc"]
     data = cases.build_dataset(work, args.count)
     for name in sections:
         t0 = time.perf_counter()

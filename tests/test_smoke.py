@@ -1,4 +1,6 @@
 """The whole DAG end to end on the tiny profile, then predict on a meme that was never in the dataset."""
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -67,11 +69,25 @@ def test_metrics_files_hold_quality_only(smoke_dir):
     assert json.loads((target / "reports/text_expert.json").read_text())["samples"]["test_seen"] > 0
 
 
+def test_a_second_build_from_scratch_gives_the_same_metrics(smoke_dir, tmp_path):
+    """What an unchanged clone's `dvc metrics diff` compares: on the same machine, a fresh build of the same
+    code and params gives the same metrics, file for file and as `dvc metrics show` reads them."""
+    from tools.smoke import dvc
+
+    target, _ = smoke_dir
+    second = tmp_path / "second"
+    run_smoke(second, verbose=False)
+    shown = [json.loads(dvc(root, "metrics", "show", "--json").stdout) for root in (target, second)]
+    assert shown[0] == shown[1] and shown[0]
+    for path in sorted((target / "metrics").rglob("*.json")):
+        assert path.read_bytes() == (second / path.relative_to(target)).read_bytes(), path.relative_to(target)
+
+
 def test_own_data_with_broken_files_goes_through(smoke_dir):
     """The example Hateful-Memes folder and CSV export import beside the synthetic source;
     their broken files are listed with reasons and the official HM splits are kept."""
     target, _ = smoke_dir
-    rejected = [json.loads(line) for line in (target / "data/rejected.jsonl").read_text().splitlines()]
+    rejected = json.loads((target / "data/rejected.json").read_text())
     reasons = {Path(r["image"]).name: r["reason"] for r in rejected}
     assert "empty" in reasons["10024.png"] and "truncated" in reasons["10025.png"]
     assert "not an image" in reasons["10026.png"] and "truncated" in reasons["post_truncated.jpg"]
@@ -104,6 +120,29 @@ def test_predict_on_a_new_meme(smoke_dir, tmp_path):
     assert abs(sum(good["probabilities"].values()) - 1) < 1e-4 and good["label"] in good["probabilities"]
     assert abs(sum(good["gates"].values()) - 1) < 1e-4
     assert bad["path"] == str(broken) and "cannot read image" in bad["error"]
+    as_csv = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
+                             str(broken), "--format", "csv"], cwd=target, capture_output=True, text=True)
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert as_csv.returncode == 1 and [r["path"] for r in rows] == [str(meme), str(broken)]
+    assert {"label", "p_benign", "p_abuse_hate", "gate_text", "gate_vision", "gate_tabular", "text", "error"} <= set(rows[0])
+    assert abs(float(rows[0]["p_benign"]) + float(rows[0]["p_abuse_hate"]) - 1) < 1e-4 and rows[0]["error"] == ""
+    assert "cannot read image" in rows[1]["error"] and rows[1]["label"] == ""
+
+
+def test_predict_refuses_experts_with_another_taxonomy(smoke_dir, tmp_path):
+    import shutil
+
+    from core.errors import PipelineError
+    from Step_5.predict import Predictor
+
+    target, _ = smoke_dir
+    for m in ("text", "vision", "tabular"):
+        shutil.copytree(target / f"models/{m}_expert", tmp_path / f"{m}_expert")
+    info = json.loads((tmp_path / "vision_expert/expert.json").read_text())
+    info["classes"] = ["benign", "abuse_hate", "spam"]
+    (tmp_path / "vision_expert/expert.json").write_text(json.dumps(info))
+    with pytest.raises(PipelineError, match=r"vision_expert predicts \['benign', 'abuse_hate', 'spam'\] but"):
+        Predictor(target / "models/mm_fusion/gated", tmp_path)
 
 
 @pytest.mark.parametrize("modality,extra", [("text", {"trainable_layers": 1, "max_length": 24}),
