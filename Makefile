@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tesseract check run test smoke bench clean-smoke help
+.PHONY: setup tesseract browser check run test plots smoke bench clean-smoke help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,14 @@ tesseract:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null; }
 	@tesseract --version 2>&1 | head -1
 
+browser:  ## install Debian's chromium when missing (headless rendering checks of the HTML pages)
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@# Debian's launcher script prints a shell warning on some /dev/shm set-ups; the version line is what counts
+	@chromium --version 2>/dev/null | head -1
+
 check: setup  ## check params.yaml and every data source in seconds, before anything runs
 	python -m tools.check_params
 
@@ -35,8 +43,12 @@ run: setup check  ## build the whole pipeline (dvc repro) and print the comparis
 	@python -m Step_5.report --comparison metrics/comparison.json
 	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: dvc plots show"
 
-test: setup  ## run the test suite (includes the smoke run of the whole DAG)
+test: setup browser  ## run the test suite (includes the smoke run of the whole DAG)
 	python -m pytest
+
+plots: setup  ## every plot of dvc.yaml on one page that works offline (template: plots/offline.html)
+	dvc plots show >/dev/null
+	@echo "plots: $(CURDIR)/dvc_plots/index.html"
 
 smoke: setup  ## the whole DAG on the tiny profile in a scratch copy under .smoke/
 	python -m tools.smoke --dir .smoke
