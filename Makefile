@@ -38,10 +38,11 @@ browser:  ## install Debian's chromium when missing (headless rendering checks o
 check: setup  ## check params.yaml and every data source in seconds, before anything runs
 	python -m tools.check_params
 
-run: setup check  ## build the whole pipeline (dvc repro) and print the comparison table
+run: setup check  ## build the whole pipeline (dvc repro), print the comparison table and the evaluation summary
 	dvc repro
 	@python -m Step_5.report --comparison metrics/comparison.json
-	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: dvc plots show"
+	@python -m Step_6.report --summary
+	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: make plots"
 
 test: setup browser  ## run the test suite (includes the smoke run of the whole DAG)
 	python -m pytest

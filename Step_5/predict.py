@@ -1,7 +1,10 @@
 """Classify memes with a trained fusion model: prints one JSON line (or CSV row) per image.
 
 Each result: path, the text used (OCR with Step 2's exact settings, or --text), the source of that
-text, the probability per class, the predicted label, and gate weights for the gated model.
+text, the probability per class, the predicted label, and gate weights for the gated model. With
+the evaluate stage's models/calibration.json (found automatically), also the calibrated probability
+per class (temperature fitted on val); --operating-point NAME adds 'flagged', the decision at that
+threshold (chosen on val: max_f1, precision_90, recall_90).
 Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a
 header and one row per image (columns path, label, p_<class>..., gate_<modality>..., text_source,
 text, error).
@@ -9,6 +12,7 @@ text, error).
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --format csv > scores.csv
+  python -m Step_5.predict --model models/mm_fusion/gated memes/ --operating-point precision_90
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ class Predictor:
     """Loads a fusion model and its experts once; `predict_many(paths)` classifies images in batches."""
 
     def __init__(self, model_dir: str | Path, experts_dir: str | Path | None = None, device: str = "cpu",
-                 batch_size: int = 24):
+                 batch_size: int = 24, calibration: str | Path | None = "auto", operating_point: str | None = None):
         model_dir = Path(model_dir)
         if not (model_dir / "fusion.json").is_file():
             raise PipelineError(f"{model_dir} is not a fusion model folder (fusion.json missing); "
@@ -80,6 +84,33 @@ class Predictor:
         state.pop("_empty", None)
         self.model.load_state_dict(state)
         self.model.to(self.device).eval()
+        self.temperature, self.threshold, self.operating_point = self.load_calibration(
+            model_dir, calibration, operating_point)
+
+    def load_calibration(self, model_dir: Path, path: str | Path | None, operating_point: str | None) -> tuple:
+        """(temperature, threshold, operating point name) from the evaluate stage's calibration file.
+
+        'auto' looks for calibration.json in the models folder that holds mm_fusion/ (models/calibration.json);
+        None (or a missing auto file) gives raw probabilities, which an operating point cannot use.
+        """
+        auto = path == "auto"
+        path = model_dir.resolve().parent.parent / "calibration.json" if auto else path
+        if path is None or (auto and not Path(path).is_file()):
+            if operating_point:
+                raise PipelineError("--operating-point needs the evaluate stage's calibration file: run "
+                                    "`dvc repro evaluate` (writes models/calibration.json) or pass --calibration")
+            return None, None, None
+        if not Path(path).is_file():
+            raise PipelineError(f"{path} not found; run `dvc repro evaluate` or pass another --calibration file")
+        entry = read_json(path)["models"].get(f"fusion_{self.info['method']}")
+        if entry is None:
+            raise PipelineError(f"{path} has no entry for fusion_{self.info['method']}; rerun `dvc repro evaluate`")
+        if operating_point is None:
+            return entry["temperature"], None, None
+        points = entry["operating_points"]
+        if operating_point not in points:
+            raise PipelineError(f"unknown operating point '{operating_point}'; {path} has: {', '.join(points)}")
+        return entry["temperature"], points[operating_point]["threshold"], operating_point
 
     @torch.no_grad()
     def classify(self, samples: list[dict]) -> list[dict]:
@@ -90,12 +121,21 @@ class Predictor:
         for m, expert in self.experts.items():
             fused[m] = expert.forward_features(batch)
             fused[f"{m}_logits"] = expert.forward_head(fused[m])
-        probs = torch.softmax(self.model(fused).float(), dim=-1).cpu()
+        logits = self.model(fused).float().cpu()
+        probs = torch.softmax(logits, dim=-1)
+        calibrated = torch.softmax(logits / self.temperature, dim=-1) if self.temperature else None
         gates = self.model.gates(fused)[0].cpu() if hasattr(self.model, "gates") else None
+        positive = self.info.get("positive_index", len(self.classes) - 1)
         results = []
         for i, row in enumerate(probs.tolist()):
             result = {"probabilities": {c: round(p, 5) for c, p in zip(self.classes, row)},
                       "label": self.classes[int(probs[i].argmax())]}
+            if calibrated is not None:
+                result["calibrated"] = {c: round(p, 5) for c, p in zip(self.classes, calibrated[i].tolist())}
+                result["temperature"] = self.temperature
+            if self.threshold is not None:
+                result["operating_point"] = {"name": self.operating_point, "threshold": self.threshold}
+                result["flagged"] = bool(calibrated[i, positive] >= self.threshold)
             if gates is not None:
                 result["gates"] = {m: round(w, 5) for m, w in zip(self.modalities, gates[i].tolist())}
             results.append(result)
@@ -148,6 +188,8 @@ def csv_row(result: dict, classes: list[str], modalities: list[str]) -> dict:
     """One flat CSV row from a result dict (empty cells where a field does not apply)."""
     row = {"path": result["path"], "label": result.get("label", "")}
     row.update({f"p_{c}": result.get("probabilities", {}).get(c, "") for c in classes})
+    row.update({f"calibrated_{c}": result.get("calibrated", {}).get(c, "") for c in classes})
+    row["flagged"] = result.get("flagged", "")
     row.update({f"gate_{m}": result.get("gates", {}).get(m, "") for m in modalities})
     row.update(text_source=result.get("text_source", ""), text=result.get("text", ""), error=result.get("error", ""))
     return row
@@ -179,6 +221,12 @@ def main() -> None:
     parser.add_argument("--tabular", default=None, help='tabular fields as JSON, e.g. \'{"prior_reports": 2}\'')
     parser.add_argument("--experts", default=None, help="folder with <modality>_expert/ (default: as recorded)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when present)")
+    parser.add_argument("--calibration", default="auto",
+                        help="the evaluate stage's calibration file (temperatures, thresholds); 'auto': calibration.json "
+                             "in the models folder above mm_fusion/, when there is one; 'none': raw probabilities only")
+    parser.add_argument("--operating-point", default=None,
+                        help="decide with a threshold chosen on val by the evaluate stage: max_f1, precision_90, "
+                             "recall_90 (names as in models/calibration.json); adds 'flagged' to each result")
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="one JSON object per line "
                         "(default) or CSV with a header row")
     args = parser.parse_args()
@@ -193,7 +241,9 @@ def main() -> None:
     paths = expand_paths(args.paths)
     if not paths:
         raise PipelineError(f"no image files found in {args.paths}")
-    predictor = Predictor(args.model, args.experts, args.device)
+    calibration = None if args.calibration == "none" else args.calibration
+    predictor = Predictor(args.model, args.experts, args.device, calibration=calibration,
+                          operating_point=args.operating_point)
     failed = write_results(predictor.predict_many(paths, args.text, tabular), predictor, args.format)
     sys.exit(1 if failed else 0)
 

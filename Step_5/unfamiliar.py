@@ -42,7 +42,7 @@ def render(cfg: UnfamiliarConfig, out: Path) -> list[Path]:
 
 
 def false_positives(model_dir: Path, experts_dir: Path, paths: list[Path]) -> dict:
-    predictor = Predictor(model_dir, experts_dir)
+    predictor = Predictor(model_dir, experts_dir, calibration=None)  # raw probabilities: no dependency on evaluate
     positive = predictor.classes[predictor.info["positive_index"]]
     scores = np.array([r["probabilities"][positive] for r in predictor.predict_many(paths)])
     return {"fpr": round(float((scores > 0.5).mean()), 4), "mean_positive_probability": round(float(scores.mean()), 4)}

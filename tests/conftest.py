@@ -51,3 +51,16 @@ def tiny_pipeline(tmp_path_factory) -> dict:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Chromium's path; skips without it, except under CI, where `make test` installs it (`make browser`)."""
+    from tools.browser import BrowserMissing, find_chromium
+
+    try:
+        return find_chromium()
+    except BrowserMissing as missing:
+        if os.environ.get("CI"):
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))

@@ -3,27 +3,16 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
 from pathlib import Path
 
-import pytest
 
-from tools.browser import BrowserMissing, find_chromium, render_dom, summarize
+from tools.browser import render_dom, summarize
 from tools.smoke import dvc
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "plots" / "offline.html"
 REMOTE_SCRIPT = re.compile(r"""<script[^>]*\bsrc\s*=\s*["']?(https?:)?//""", re.IGNORECASE)
-
-
-def require_chromium() -> str:
-    try:
-        return find_chromium()
-    except BrowserMissing as missing:
-        if os.environ.get("CI"):  # `make test` installs it (`make browser`), so in CI a missing browser is a failure
-            pytest.fail(str(missing))
-        pytest.skip(str(missing))
 
 
 def test_template_is_self_contained_and_configured():
@@ -39,8 +28,7 @@ def test_template_is_self_contained_and_configured():
     assert (ROOT / ".dvc" / config["plots"]["html_template"]).resolve() == TEMPLATE
 
 
-def test_plots_show_renders_every_plot_offline(tmp_path):
-    require_chromium()
+def test_plots_show_renders_every_plot_offline(tmp_path, chromium):
     (tmp_path / "loss.json").write_text(json.dumps([{"step": i, "loss": 1 / (i + 1)} for i in range(5)]))
     (tmp_path / "confusion.json").write_text(json.dumps(
         [{"actual": a, "predicted": p} for a, p in [("hate", "hate"), ("hate", "benign"), ("benign", "benign")]]))

@@ -26,6 +26,7 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
     target, result = smoke_dir
     for path in ["data/prepared/records.jsonl", "data/manifest.jsonl", "data/ocr.jsonl", "data/label_taxonomy.json",
                  "data/splits.json", "data/shards/meta.json", "models/text_expert/model.safetensors",
+                 "metrics/evaluation.json", "reports/evaluation.html", "models/calibration.json",
                  "models/vision_expert/expert.json", "models/tabular_mfm/encoder.safetensors",
                  "models/tabular_expert/model.safetensors", "data/embeddings/vision/test_unseen.safetensors",
                  "models/mm_fusion/gated/fusion.json", "metrics/comparison.json", "metrics/unfamiliar.json"]:
@@ -210,3 +211,64 @@ def test_predict_rejects_unknown_or_badly_typed_metadata(smoke_dir, tmp_path, ta
     out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/late",
                           str(tmp_path / "plain.png"), "--tabular", tabular], cwd=target, capture_output=True, text=True)
     assert out.returncode == 2 and message in out.stderr and not out.stdout
+
+
+def test_evaluate_outputs_and_a_second_run_reuses_every_cache(smoke_dir, tmp_path):
+    target, _ = smoke_dir
+    metrics = json.loads((target / "metrics/evaluation.json").read_text())
+    report = json.loads((target / "reports/evaluation.json").read_text())
+    models = {"text_expert", "vision_expert", "tabular_expert", "fusion_concat", "fusion_gated", "fusion_transformer",
+              "fusion_late"}
+    assert set(metrics["calibration"]) == models and set(metrics["robustness"]) == models
+    for name in models:
+        assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "test_seen", "test_unseen"}
+        assert {"ece_before", "ece_after", "ece_adaptive_before", "brier_after", "nll_after"} <= set(
+            metrics["calibration"][name]["test_seen"])
+        assert set(report["operating_points"][name]) == {"max_f1", "precision_90", "recall_90"}
+        assert set(metrics["robustness"][name]) == {"clean", "jpeg", "border", "ocr_noise", "missing_vision"}
+    assert "test_seen" not in metrics["robustness"]["vision_expert"]["missing_vision"]  # no input, no score
+    assert report["robustness_facts"]["images_made"] > 0 and report["robustness_facts"]["ocr_read"] > 0
+    calibration = json.loads((target / "models/calibration.json").read_text())
+    assert calibration["models"]["fusion_gated"]["temperature"] > 0
+    # the same stage again on the same caches: no image corrupted, no OCR run, the same metrics
+    out = subprocess.run([sys.executable, "-m", "Step_6.evaluate", "--metrics", str(tmp_path / "m.json"),
+                          "--report", str(tmp_path / "r.json"), "--calibration", str(tmp_path / "c.json"),
+                          "--plots", str(tmp_path / "plots")], cwd=target, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    again = json.loads((tmp_path / "r.json").read_text())
+    assert again["robustness_facts"]["images_made"] == 0 and again["robustness_facts"]["ocr_read"] == 0
+    assert again["robustness_facts"]["features_encoded"]["vision"] == 0
+    assert (tmp_path / "m.json").read_bytes() == (target / "metrics/evaluation.json").read_bytes()
+
+
+def test_evaluation_report_opens_from_disk_with_every_figure(smoke_dir, chromium):
+    from tools.browser import check_images
+
+    target, _ = smoke_dir
+    page = target / "reports/evaluation.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html
+    images = check_images(page)
+    report = json.loads((target / "reports/evaluation.json").read_text())
+    mistakes = sum(len(rows) for rows in report["mistakes"].values())
+    # reliability (2 test splits), ROC/PR, robustness (2), gates (2), and one thumbnail per mistake
+    assert len(images["yes"]) >= 7 + mistakes and not images["no"], images["no"]
+
+
+def test_predict_uses_the_calibration_and_an_operating_point(smoke_dir):
+    target, _ = smoke_dir
+    from PIL import Image
+
+    meme = target / "plain.png"
+    Image.new("RGB", (96, 96), "white").save(meme)
+    out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
+                          "--operating-point", "precision_90"], cwd=target, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    calibration = json.loads((target / "models/calibration.json").read_text())["models"]["fusion_gated"]
+    assert result["temperature"] == calibration["temperature"]
+    assert result["operating_point"]["threshold"] == calibration["operating_points"]["precision_90"]["threshold"]
+    assert result["flagged"] == (result["calibrated"]["abuse_hate"] >= result["operating_point"]["threshold"])
+    bad = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
+                          "--operating-point", "precision_95"], cwd=target, capture_output=True, text=True)
+    assert bad.returncode == 2 and "max_f1, precision_90, recall_90" in bad.stderr

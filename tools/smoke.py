@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ("core", "Step_1", "Step_2", "Step_3", "Step_4", "Step_5", "dvc.yaml", ".dvcignore")
+COPY = ("core", "Step_1", "Step_2", "Step_3", "Step_4", "Step_5", "Step_6", "dvc.yaml", ".dvcignore", "runtime.env")
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

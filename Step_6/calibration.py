@@ -1,0 +1,79 @@
+"""Temperature scaling and the calibration measures: ECE (equal-width and adaptive bins), Brier, NLL."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true class."""
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+
+
+def brier(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared distance between the probability vector and the one-hot label (summed over classes)."""
+    onehot = np.eye(probs.shape[1])[labels]
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T): golden-section search on log T (the NLL is
+    unimodal in T), deterministic and dependency-free."""
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    loss = lambda log_t: nll(softmax(logits, math.exp(log_t)), labels)  # noqa: E731
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(60):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return round(math.exp((a + b) / 2), 4)
+
+
+def bin_edges(confidence: np.ndarray, bins: int, adaptive: bool) -> np.ndarray:
+    """Equal-width edges on [0, 1], or adaptive edges holding (about) the same number of samples each."""
+    if not adaptive:
+        return np.linspace(0.0, 1.0, bins + 1)
+    edges = np.quantile(confidence, np.linspace(0.0, 1.0, bins + 1))
+    edges[0], edges[-1] = 0.0, 1.0
+    return edges
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15, adaptive: bool = False) -> list[dict]:
+    """Per non-empty bin of top-label confidence: mean confidence, accuracy, sample count."""
+    confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(float)
+    edges = bin_edges(confidence, bins, adaptive)
+    # a sample goes to the bin whose (lower, upper] holds it; the first bin also takes 0
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            rows.append({"bin": b, "confidence": float(confidence[inside].mean()),
+                         "accuracy": float(correct[inside].mean()), "count": int(inside.sum())})
+    return rows
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15, adaptive: bool = False) -> float:
+    """Expected calibration error: the sample-weighted mean |accuracy - confidence| over the bins."""
+    rows = reliability(probs, labels, bins, adaptive)
+    return float(sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / max(1, len(labels)))
+
+
+def calibration_measures(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
+    return {"ece": round(ece(probs, labels, bins), 4), "ece_adaptive": round(ece(probs, labels, bins, True), 4),
+            "brier": round(brier(probs, labels), 4), "nll": round(nll(probs, labels), 4)}

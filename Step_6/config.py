@@ -1,0 +1,60 @@
+"""The `evaluate` section of params.yaml as dataclasses (no runtime code)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.params import check
+
+IMAGE_CORRUPTIONS = ("jpeg", "blur", "noise", "downscale", "rotate", "crop", "brightness", "border")
+TEXT_CORRUPTIONS = ("ocr_noise", "dropped_words")
+MISSING = ("missing_text", "missing_vision", "missing_tabular")
+CONDITIONS = IMAGE_CORRUPTIONS + TEXT_CORRUPTIONS + MISSING
+
+
+@dataclass
+class RobustnessConfig:
+    """Corruptions applied to a seeded sample of each evaluated split, run through OCR and the models."""
+
+    samples_per_split: int = 120
+    seed: int = 0
+    conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
+    jpeg_quality: int = 15
+    blur_radius: float = 2.0  # Gaussian blur radius in pixels
+    noise_std: float = 20.0  # Gaussian noise, in 0-255 pixel units
+    rotate_degrees: float = 5.0  # each image turns by +/- this angle (sign drawn per image)
+    crop_fraction: float = 0.10  # share of the width and of the height cut away (offset drawn per image)
+    brightness: float = 1.5  # brightness factor (1 = unchanged)
+    border_fraction: float = 0.08  # screenshot frame: side margins, and a status bar twice as high
+    char_confusion_rate: float = 0.08  # OCR-like noise: share of characters swapped for a look-alike
+    word_drop_rate: float = 0.25  # share of words dropped (at least one kept)
+    ocr_workers: int = 2
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        check(not unknown, f"unknown robustness conditions {unknown}; allowed: {list(CONDITIONS)}")
+        check(self.samples_per_split >= 10, "samples_per_split must be >= 10")
+        check(1 <= self.jpeg_quality <= 95, "jpeg_quality must be in [1, 95]")
+        check(0 <= self.crop_fraction < 0.5 and 0 <= self.border_fraction < 0.3, "crop/border fraction out of range")
+        check(0 <= self.char_confusion_rate <= 1 and 0 <= self.word_drop_rate < 1, "text noise rates out of range")
+        check(self.ocr_workers >= 1 and self.batch_size >= 1, "ocr_workers and batch_size must be >= 1")
+
+
+@dataclass
+class EvaluateConfig:
+    ece_bins: int = 15
+    min_precision: float = 0.90  # operating point 'precision_90': the lowest val threshold reaching it
+    min_recall: float = 0.90  # operating point 'recall_90': the highest val threshold keeping it
+    bootstrap: int = 1000  # resamples for every 95 % interval
+    seed: int = 0
+    slice_min_size: int = 20  # smaller slices are listed but never named the worst
+    caption_length_bins: list[int] = field(default_factory=lambda: [6, 10])  # words: <=6, 7-10, >10
+    mistakes: int = 20  # most confident mistakes shown per split
+    device: str = "cpu"
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+
+    def __post_init__(self) -> None:
+        check(self.ece_bins >= 2, "ece_bins must be >= 2")
+        check(0 < self.min_precision < 1 and 0 < self.min_recall < 1, "min_precision / min_recall must be in (0, 1)")
+        check(self.bootstrap >= 100, "bootstrap must be >= 100 resamples")
+        check(self.caption_length_bins == sorted(self.caption_length_bins), "caption_length_bins must be increasing")

@@ -1,0 +1,218 @@
+"""The robustness suite: each condition runs through the real path (image -> OCR -> experts -> fusion).
+
+A seeded sample of every evaluated split is degraded (Step_6.corruptions), the corrupted images are
+read by tesseract with the fusion models' own OCR settings, encoded by the experts and scored by every
+model. Three caches make a second run fast: corrupted images (by source hash and settings), OCR
+results (by image hash and OCR settings, as in Step 2) and expert features (by content and encoder
+fingerprint, as in Step 4). A 'missing_<m>' condition hides modality m from the fusion heads; that
+expert then has no score.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.progress import progress
+from Step_2.cache import OcrCache
+from Step_2.engine import OcrSettings, engine_version, read_texts
+from Step_3.reader import IMAGE_KEYS, ShardReader
+from Step_4.feature_cache import FeatureCache, fingerprint
+from Step_4.inputs import expert_inputs
+from Step_4.metrics import classification_metrics
+from Step_6.config import IMAGE_CORRUPTIONS, MISSING, TEXT_CORRUPTIONS, RobustnessConfig
+from Step_6.corruptions import CorruptedImages, corrupt_text, rng_for
+from Step_6.models import ModelSet, fusion_probs
+
+
+@dataclass
+class Item:
+    """One meme as a condition presents it to the models."""
+
+    id: str
+    image: bytes  # encoded image (PNG/JPEG) bytes
+    text: str
+    meta: dict  # the shard sample's json (label, tabular, ...)
+
+
+def sample_split(reader: ShardReader, split: str, count: int, seed: int) -> list[Item]:
+    """A seeded sample of `count` labelled memes of the split (all of them when it is smaller), id-sorted."""
+    import json
+
+    items = []
+    for raw in reader.samples(split, raw=True):
+        meta = json.loads(raw["json"])
+        if int(meta["label"]) >= 0:
+            image = next(raw[k] for k in IMAGE_KEYS if k in raw)
+            items.append(Item(raw["__key__"], image, raw["txt"].decode("utf-8"), meta))
+    items.sort(key=lambda item: item.id)
+    if len(items) > count:
+        keep = np.sort(np.random.default_rng([seed, len(items)]).choice(len(items), size=count, replace=False))
+        items = [items[i] for i in keep]
+    return items
+
+
+def _make_job(args: tuple) -> None:
+    folder, cfg, image, condition = args
+    CorruptedImages(folder, cfg).make(image, condition)
+
+
+def _ocr_job(args: tuple) -> list[tuple[str, float]]:
+    images, settings = args
+    return read_texts([Image.open(io.BytesIO(b)).convert("RGB") for b in images], settings)
+
+
+class Suite:
+    """Runs the conditions over the sampled items of each split and scores every model."""
+
+    def __init__(self, models: ModelSet, ocr: OcrSettings, cfg: RobustnessConfig, cache_dir: Path,
+                 schema: dict, device: str = "cpu"):
+        self.models, self.ocr, self.cfg, self.device = models, ocr, cfg, device
+        self.cache_dir = Path(cache_dir)
+        self.images = CorruptedImages(self.cache_dir / "images", cfg)
+        self.ocr_cache = OcrCache(self.cache_dir / "ocr" / "entries.jsonl")
+        self.ocr_key = ocr.key(engine_version())
+        self.schema = schema
+        experts = {id(e): e for e in models.experts.values()}
+        experts.update({id(e): e for f in models.fusions.values() for e in f.experts.values()})
+        self.experts = experts
+        self.feature_caches = {k: FeatureCache(self.cache_dir / "features" / e.modality, fingerprint(e.encoder))
+                               for k, e in experts.items() if hasattr(e.encoder, "content_key")}
+        self.counts = {"images_made": 0, "ocr_read": 0, "features_encoded": {e.modality: 0 for e in experts.values()}}
+
+    # -- inputs per condition -------------------------------------------------------------------------
+    def condition_items(self, items: list[Item], condition: str, pool) -> list[Item]:
+        if condition in IMAGE_CORRUPTIONS:
+            images = self.corrupted(items, condition, pool)
+            texts = self.read(images, pool)
+            return [Item(it.id, img, text, it.meta) for it, img, text in zip(items, images, texts)]
+        if condition in TEXT_CORRUPTIONS:
+            return [Item(it.id, it.image, corrupt_text(it.text, condition, self.cfg,
+                                                       rng_for(self.cfg.seed, it.id, condition)), it.meta)
+                    for it in items]
+        return items
+
+    def corrupted(self, items: list[Item], condition: str, pool) -> list[bytes]:
+        """Each item's corrupted image: read from the cache folder, or made (over the pool) and stored."""
+        paths = [self.images.path(it.image, condition) for it in items]
+        todo = list({p: (self.images.folder, self.cfg, it.image, condition)
+                     for it, p in zip(items, paths) if not p.is_file()}.values())
+        if pool:
+            pool.map(_make_job, todo, chunksize=8)
+        else:
+            for job in todo:
+                _make_job(job)
+        self.counts["images_made"] += len(todo)
+        return [p.read_bytes() for p in paths]
+
+    def read(self, images: list[bytes], pool) -> list[str]:
+        """OCR text per image: the cache first, tesseract (in batches over the pool) for the rest."""
+        keys = [OcrCache.key(hashlib.sha256(b).hexdigest(), self.ocr_key) for b in images]
+        todo = sorted({k: b for k, b in zip(keys, images) if self.ocr_cache.get(k) is None}.items())
+        if todo:
+            chunks = [todo[i:i + 24] for i in range(0, len(todo), 24)]
+            jobs = [([b for _, b in chunk], self.ocr) for chunk in chunks]
+            results = pool.map(_ocr_job, jobs) if pool else [_ocr_job(j) for j in jobs]
+            self.ocr_cache.add_many([{"key": k, "text": text, "confidence": conf}
+                                     for chunk, texts in zip(chunks, results) for (k, _), (text, conf) in zip(chunk, texts)])
+            self.counts["ocr_read"] += len(todo)
+        return [self.ocr_cache.get(k)["text"] for k in keys]
+
+    # -- features and scores --------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(self, expert, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, D), present (N,)) through the expert's own inference inputs; cached by content."""
+        cache = self.feature_caches.get(id(expert))
+        raws = [{"png": it.image, "txt": it.text.encode("utf-8")} for it in items]
+        keys = [expert.encoder.content_key(r) for r in raws] if cache is not None else None
+        todo = [i for i, k in enumerate(keys) if k not in cache] if cache is not None else list(range(len(items)))
+        if cache is not None:
+            todo = list({keys[i]: i for i in todo}.values())
+        transform, collate = expert_inputs({expert.modality: expert.encoder}, train=False,
+                                           meta={"tabular": self.schema})
+        fresh_f, fresh_p = [], []
+        for start in range(0, len(todo), self.cfg.batch_size):
+            chunk = [items[i] for i in todo[start:start + self.cfg.batch_size]]
+            samples = [{"id": it.id, "image": Image.open(io.BytesIO(it.image)).convert("RGB") if expert.modality == "vision"
+                        else None, "text": it.text, "meta": {"label": -1, "tabular": it.meta.get("tabular") or {}}}
+                       for it in chunk]
+            batch = collate([transform(s) for s in samples])
+            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            fresh_f.append(expert.forward_features(batch).float().cpu())
+            fresh_p.append(batch[f"{expert.modality}_present"].bool().cpu())
+        self.counts["features_encoded"][expert.modality] += len(todo)
+        if cache is None:
+            return (torch.cat(fresh_f) if fresh_f else torch.zeros(0)), torch.cat(fresh_p) if fresh_p else torch.zeros(0)
+        if todo:
+            cache.add([keys[i] for i in todo], torch.cat(fresh_f), torch.cat(fresh_p))
+        return cache.get(keys)
+
+    @torch.no_grad()
+    def scores(self, items: list[Item], condition: str) -> dict[str, np.ndarray | None]:
+        """Class probabilities (N, C) of every model under the condition (None: the expert's input is missing)."""
+        features = {k: self.features(e, items) for k, e in self.experts.items()}
+        hidden = condition.removeprefix("missing_") if condition in MISSING else None
+        out: dict[str, np.ndarray | None] = {}
+        for m, expert in self.models.experts.items():
+            feats, _ = features[id(expert)]
+            out[f"{m}_expert"] = None if m == hidden else torch.softmax(
+                expert.forward_head(feats.to(self.device)).float(), -1).cpu().numpy()
+        for method, model in self.models.fusions.items():
+            modalities = model.info["modalities"]
+            mask = torch.stack([features[id(model.experts[m])][1] & (m != hidden) for m in modalities], dim=1)
+            feats = {m: features[id(model.experts[m])][0].to(self.device) for m in modalities}
+            out[f"fusion_{method}"] = fusion_probs(model, feats, mask.to(self.device)).numpy()
+        return out
+
+    def run(self, splits: dict[str, list[Item]], positive: int) -> dict:
+        """{model: {condition: {split: {auroc, macro_f1, auroc_drop, macro_f1_drop}}}} with 'clean' first."""
+        conditions = ["clean"] + list(self.cfg.conditions)
+        context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+        pool = context.Pool(self.cfg.ocr_workers) if context and self.cfg.ocr_workers > 1 else None
+        results: dict = {}
+        try:
+            for condition in progress(conditions, desc="robustness", unit="condition"):
+                for split, items in splits.items():
+                    labels = np.array([int(it.meta["label"]) for it in items])
+                    scored = self.scores(self.condition_items(items, condition, pool), condition)
+                    for name, probs in scored.items():
+                        row = None if probs is None else {k: classification_metrics(labels, probs, positive)[k]
+                                                          for k in ("auroc", "macro_f1")}
+                        results.setdefault(name, {}).setdefault(condition, {})[split] = row
+        finally:
+            if pool:
+                pool.close()
+                pool.join()
+            for cache in self.feature_caches.values():
+                cache.save()
+        return with_drops(results)
+
+
+def with_drops(results: dict) -> dict:
+    """Adds auroc_drop and macro_f1_drop (clean minus condition, same split) to every condition's rows."""
+    for conditions in results.values():
+        clean = conditions["clean"]
+        for condition, per_split in conditions.items():
+            for split, row in per_split.items():
+                if row is not None and condition != "clean":
+                    for key in ("auroc", "macro_f1"):
+                        row[f"{key}_drop"] = round(clean[split][key] - row[key], 4)
+    return results
+
+
+def least_degraded(results: dict, splits: list[str]) -> dict:
+    """Per fusion model the mean AUROC drop over the conditions and splits, and the fusion that drops least."""
+    mean_drop = {}
+    for name, conditions in results.items():
+        if name.startswith("fusion_"):
+            drops = [row["auroc_drop"] for c, per in conditions.items() if c != "clean"
+                     for s, row in per.items() if row is not None and s in splits]
+            mean_drop[name] = round(float(np.mean(drops)), 4) if drops else None
+    finite = {k: v for k, v in mean_drop.items() if v is not None}
+    return {"mean_auroc_drop": mean_drop, "least_degraded_fusion": min(finite, key=finite.get) if finite else None}
