@@ -154,7 +154,7 @@ def summary_html(report: dict) -> str:
 def render(report: dict, thumbs: dict[str, str], template: str) -> str:
     splits = report["splits"]
     fusions = [n for n in report["robustness"] if n.startswith("fusion_")]
-    facts = report["robustness_facts"]
+    samples = report["robustness_samples"]
     values = {
         "lead": f"Best expert <b>{report['best_expert']}</b>, best fusion <b>{report['best_fusion']}</b> (both chosen "
                 f"on val AUROC); splits {', '.join(splits)}.",
@@ -165,7 +165,7 @@ def render(report: dict, thumbs: dict[str, str], template: str) -> str:
                                        for s in splits if s != "val"),
         "operating_table": operating_table(report), "paired_table": paired_table(report),
         "curves_figure": f'<img class="figure" alt="ROC and PR" src="{figures.curves_figure(report["curves"], [s for s in splits if s != "val"])}">',
-        "robustness_lead": f"{sum(facts['samples'].values())} memes ({', '.join(f'{n} {s}' for s, n in facts['samples'].items())}) "
+        "robustness_lead": f"{sum(samples.values())} memes ({', '.join(f'{n} {s}' for s, n in samples.items())}) "
                            "go through each condition on the real path: corrupted image → OCR → experts → fusion. "
                            f"Least degraded fusion (mean AUROC drop): <b>{report['robustness_summary']['least_degraded_fusion']}</b>.",
         "robustness_table": robustness_table(report),
@@ -180,6 +180,37 @@ def render(report: dict, thumbs: dict[str, str], template: str) -> str:
     return Template(template).substitute(values)
 
 
+def markdown(report: dict) -> str:
+    """The measured tables as Markdown (for a README or an issue): calibration, operating points, robustness."""
+    splits = report["splits"]
+    lines = ["| model | T | " + " | ".join(f"ECE {s} before → after" for s in splits) + " |",
+             "|---|---|" + "---|" * len(splits)]
+    for name, c in report["calibration"].items():
+        cells = [f"{num(c['splits'][s]['before']['ece'])} → {num(c['splits'][s]['after']['ece'])}" for s in splits]
+        lines.append(f"| {name} | {c['temperature']} | " + " | ".join(cells) + " |")
+    lines += ["", "| model | operating point | threshold | " + " | ".join(f"{s} precision / recall / flag rate"
+                                                                       for s in splits) + " |",
+              "|---|---|---|" + "---|" * len(splits)]
+    for name in (report["best_fusion"], report["best_expert"]):
+        for op, p in report["operating_points"][name].items():
+            cells = [f"{num(p[s]['precision'], '.2f')} / {num(p[s]['recall'], '.2f')} / {num(p[s]['flag_rate'], '.2f')}"
+                     for s in splits]
+            lines.append(f"| {name} | {op}{'' if p['reached_on_val'] else ' (not reached on val)'} | "
+                         f"{p['threshold']:.3f} | " + " | ".join(cells) + " |")
+    conditions = [c for c in report["robustness_conditions"] if c != "clean"]
+    for s in splits:
+        lines += ["", f"AUROC drop from clean, {s} ({report['robustness_samples'][s]} memes):", "",
+                  "| model | clean AUROC | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
+        for name, per in report["robustness"].items():
+            cells = [num((per[c].get(s) or {}).get("auroc_drop"), "+.3f") for c in conditions]
+            lines.append(f"| {name} | {num(per['clean'][s]['auroc'])} | " + " | ".join(cells) + " |")
+    summary = report["robustness_summary"]
+    lines += ["", "Mean AUROC drop over conditions and splits: " + ", ".join(
+        f"{k} {num(v)}" for k, v in summary["mean_auroc_drop"].items()) +
+        f"; least degraded: {summary['least_degraded_fusion']}."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m Step_6.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,10 +220,15 @@ def main() -> None:
     parser.add_argument("--out", default="reports/evaluation.html", help="output page")
     parser.add_argument("--summary", action="store_true", help="only print the evaluation summary and where the "
                                                                "page is (what `make run` ends with)")
+    parser.add_argument("--markdown", action="store_true", help="only print the calibration, operating-point and "
+                                                                "robustness tables as Markdown")
     args = parser.parse_args()
     if not Path(args.evaluation).is_file():
         raise PipelineError(f"{args.evaluation} not found; run the evaluate stage first (dvc repro evaluate)")
     report = read_json(args.evaluation)
+    if args.markdown:
+        print(markdown(report))
+        return
     if args.summary:
         print("\n".join(summary_lines(report)))
         print(f"evaluation report: {Path(args.out).resolve().as_uri()}")

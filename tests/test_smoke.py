@@ -227,18 +227,20 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(smoke_dir, tmp_pat
         assert set(report["operating_points"][name]) == {"max_f1", "precision_90", "recall_90"}
         assert set(metrics["robustness"][name]) == {"clean", "jpeg", "border", "ocr_noise", "missing_vision"}
     assert "test_seen" not in metrics["robustness"]["vision_expert"]["missing_vision"]  # no input, no score
-    assert report["robustness_facts"]["images_made"] > 0 and report["robustness_facts"]["ocr_read"] > 0
+    run = json.loads((target / "reports/evaluation_run.json").read_text())["caches"]
+    assert run["images_made"] > 0 and run["ocr_read"] > 0
     calibration = json.loads((target / "models/calibration.json").read_text())
     assert calibration["models"]["fusion_gated"]["temperature"] > 0
     # the same stage again on the same caches: no image corrupted, no OCR run, the same metrics
     out = subprocess.run([sys.executable, "-m", "Step_6.evaluate", "--metrics", str(tmp_path / "m.json"),
-                          "--report", str(tmp_path / "r.json"), "--calibration", str(tmp_path / "c.json"),
+                          "--report", str(tmp_path / "r.json"), "--run-report", str(tmp_path / "run.json"),
+                          "--calibration", str(tmp_path / "c.json"),
                           "--plots", str(tmp_path / "plots")], cwd=target, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
-    again = json.loads((tmp_path / "r.json").read_text())
-    assert again["robustness_facts"]["images_made"] == 0 and again["robustness_facts"]["ocr_read"] == 0
-    assert again["robustness_facts"]["features_encoded"]["vision"] == 0
+    again = json.loads((tmp_path / "run.json").read_text())["caches"]
+    assert again["images_made"] == 0 and again["ocr_read"] == 0 and again["features_encoded"]["vision"] == 0
     assert (tmp_path / "m.json").read_bytes() == (target / "metrics/evaluation.json").read_bytes()
+    assert (tmp_path / "r.json").read_bytes() == (target / "reports/evaluation.json").read_bytes()
 
 
 def test_evaluation_report_opens_from_disk_with_every_figure(smoke_dir, chromium):
