@@ -73,6 +73,7 @@ class TextExpertConfig(ShardExpertConfig):
     max_length: int = 48
     trainable_layers: int = 2  # finetune: top transformer layers to train (-1: all)
     layer_path: str = "auto"  # dotted path of the model's layer list (e.g. encoder.layer); auto: found by size
+    projection: bool = False  # CLIP / SigLIP text tower: its projected, L2-normalised embedding as the feature
     embed_batch_size: int = 128
 
     @property
@@ -86,8 +87,9 @@ class TextExpertConfig(ShardExpertConfig):
 
 @dataclass
 class VisionExpertConfig(ShardExpertConfig):
-    model: str = "tf_efficientnet_lite0"  # any timm model name
-    weights: str = "bundled"  # bundled | hub | none | path to a weights file
+    model: str = "tf_efficientnet_lite0"  # any timm model name, or hf:<CLIP / SigLIP folder or hub id>
+    weights: str = "bundled"  # timm: bundled | hub | none | path to a weights file; hf: pretrained | none
+    projection: bool = False  # hf: CLIP / SigLIP image tower's projected, L2-normalised embedding
     trainable_blocks: int = 1  # finetune: top layer groups (timm group_matcher stages) to train (-1: all)
 
     @property

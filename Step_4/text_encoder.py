@@ -1,4 +1,5 @@
-"""Text encoder: any Hugging Face transformer (bundled MiniLM by default) with mean or CLS pooling."""
+"""Text encoder: any Hugging Face transformer (bundled MiniLM by default) with mean or CLS pooling, or the
+text tower of a CLIP / SigLIP model with its projection (Step_4.aligned_towers)."""
 from __future__ import annotations
 
 import hashlib
@@ -67,19 +68,31 @@ class TextEncoder(nn.Module):
     """Tokenised text (B, L) → pooled sentence features (B, out_dim)."""
 
     def __init__(self, *, model: str = "bundled:all-minilm-l6-v2", pooling: str = "mean", max_length: int = 64,
-                 pretrained: bool = True, layer_path: str = "auto"):
+                 pretrained: bool = True, layer_path: str = "auto", projection: bool = False):
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        from Step_4 import aligned_towers
 
         if pooling not in ("mean", "cls"):
             raise PipelineError(f"text pooling must be 'mean' or 'cls', got {pooling!r}")
         self.model_name, self.pooling, self.max_length, self.layer_path = model, pooling, max_length, layer_path
+        self.projection = projection
         source = resolve_text_model(model)
         self.tokenizer = _load(AutoTokenizer, source, "tokenizer")
+        config = _load(AutoConfig, source, "config")
+        self.family = aligned_towers.family(config)  # 'clip' / 'siglip': the text tower of an aligned model
+        if projection and self.family is None:
+            raise PipelineError(f"text_expert.projection needs a CLIP or SigLIP model; {model!r} is a "
+                                f"{config.model_type!r} model")
+        if self.family:
+            self.backbone = aligned_towers.load_tower(source, config, "text", pretrained)
+            self.out_dim = aligned_towers.tower_dim(self.backbone, self.family, projection)
+            return
         if pretrained:
             self.backbone = _load(AutoModel, source, "weights")
         else:  # architecture only; weights come from a saved expert
-            self.backbone = AutoModel.from_config(_load(AutoConfig, source, "config"))
+            self.backbone = AutoModel.from_config(config)
         self.out_dim = int(self.backbone.config.hidden_size)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -108,6 +121,11 @@ class TextEncoder(nn.Module):
         return hashlib.sha256(raw["txt"]).hexdigest()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.family:
+            from Step_4.aligned_towers import tower_features
+
+            output = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+            return tower_features(output, self.family, "text", self.projection)  # (B, D)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, D)
         if self.pooling == "cls":
             return hidden[:, 0]
@@ -128,7 +146,7 @@ class TextEncoder(nn.Module):
 
     def to_config(self) -> dict:
         return {"model": self.model_name, "pooling": self.pooling, "max_length": self.max_length,
-                "layer_path": self.layer_path}
+                "layer_path": self.layer_path, "projection": self.projection}
 
     def save_files(self, folder: str | Path) -> None:
         """Tokenizer and architecture config (no weights) so the encoder rebuilds offline."""
@@ -138,13 +156,14 @@ class TextEncoder(nn.Module):
 
 def build(cfg, meta: dict) -> TextEncoder:
     """The text expert's encoder with pretrained weights (params: text_expert)."""
-    return TextEncoder(model=cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer_path=cfg.layer_path)
+    return TextEncoder(model=cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer_path=cfg.layer_path,
+                       projection=cfg.projection)
 
 
 def rebuild(config: dict, folder: Path | None) -> TextEncoder:
     """The architecture from a saved expert: tokenizer and config from <folder>/encoder when given."""
     source = str(folder / "encoder") if folder is not None else config["model"]
     encoder = TextEncoder(model=source, pooling=config["pooling"], max_length=config["max_length"], pretrained=False,
-                          layer_path=config.get("layer_path", "auto"))
+                          layer_path=config.get("layer_path", "auto"), projection=config.get("projection", False))
     encoder.model_name = config["model"]
     return encoder

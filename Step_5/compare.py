@@ -21,6 +21,7 @@ from core.files import read_json, write_json
 from Step_3.splits import EVALUATED, TESTS
 from Step_4.embeddings import load_embeddings
 from Step_5.data import check_same_ids, load_predictions
+from Step_5.models import FUSIONS
 
 KEYS = ("auroc", "macro_f1", "accuracy")
 
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--metrics-dir", default="metrics", help="folder with <model>.json from the expert and "
                                                                   "fusion stages")
     parser.add_argument("--experts", nargs="+", default=["text", "vision", "tabular"], help="expert kinds to compare")
-    parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"],
+    parser.add_argument("--methods", nargs="+", default=list(FUSIONS),
                         help="fusion methods to compare")
     parser.add_argument("--embeddings", default=None, help="expert embedding root (for the paired bootstrap)")
     parser.add_argument("--fusion-models", default=None, help="folder of the fusion models (for the paired bootstrap)")

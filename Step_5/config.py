@@ -42,6 +42,8 @@ class FusionConfig:
     gated: dict[str, Any] = field(default_factory=dict)
     transformer: dict[str, Any] = field(default_factory=dict)
     late: dict[str, Any] = field(default_factory=dict)
+    align: dict[str, Any] = field(default_factory=dict)
+    cross: dict[str, Any] = field(default_factory=dict)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # end to end from shards (GPU)
 
     def __post_init__(self) -> None:

@@ -194,3 +194,88 @@ class LateFusion(nn.Module):
         avg = (probs * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return avg.clamp(min=1e-8).log()  # log-probabilities act as logits
 
+
+
+class SharedSpace(nn.Module):
+    """Each modality projected to a shared d-dim space and L2-normalised; an absent modality gets a learned
+    stand-in vector instead, so products with it stay informative rather than zero. Returns {m: (B, d)}."""
+
+    def __init__(self, dims: FusionDims, d: int, dropout: float):
+        super().__init__()
+        self.modalities = dims.modalities
+        self.proj = nn.ModuleDict({m: nn.Sequential(nn.LayerNorm(dims.inputs[m]), nn.Dropout(dropout),
+                                                    nn.Linear(dims.inputs[m], d)) for m in self.modalities})
+        self.absent = nn.ParameterDict({m: nn.Parameter(torch.randn(d) * 0.02) for m in self.modalities})
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, m in enumerate(self.modalities):
+            z = nn.functional.normalize(self.proj[m](batch[m]), dim=-1)
+            stand_in = nn.functional.normalize(self.absent[m], dim=-1).expand_as(z)
+            out[m] = torch.where(batch["mask"][:, i:i + 1], z, stand_in)
+        return out
+
+
+def interaction_pair(dims: FusionDims, pair: list[str]) -> tuple[str, str]:
+    if len(pair) != 2 or pair[0] == pair[1] or any(m not in dims.modalities for m in pair):
+        raise ValueError(f"pair must name two different fused modalities of {dims.modalities}, got {pair}")
+    return pair[0], pair[1]
+
+
+@register_fusion("align")
+class AlignFusion(nn.Module):
+    """Hate-CLIPper 'align': the two paired modalities (text, vision) are projected to a shared space and
+    fused by their element-wise product; the other modalities' projections and the presence flags join it
+    before an MLP. With aligned (CLIP-style) encoders the product measures where image and text agree."""
+
+    def __init__(self, *, dims: FusionDims, d_align: int = 256, hidden: int = 256, dropout: float = 0.2,
+                 pair: list[str] = ("text", "vision")):
+        super().__init__()
+        self.a, self.b = interaction_pair(dims, list(pair))
+        self.others = [m for m in dims.modalities if m not in (self.a, self.b)]
+        self.space = SharedSpace(dims, d_align, dropout)
+        width = d_align * (1 + len(self.others)) + len(dims.modalities)
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, dims.n_classes))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        z = self.space(batch)
+        parts = [z[self.a] * z[self.b]] + [z[m] for m in self.others] + [batch["mask"].float()]
+        return self.head(torch.cat(parts, dim=-1))  # (B, C)
+
+
+@register_fusion("cross")
+class CrossFusion(nn.Module):
+    """Hate-CLIPper 'cross': the outer product of the paired projections, z_a z_bᵀ (d × d), read by a linear
+    layer. With rank > 0 (the default) that layer is factorised, out_j = Σ_k (u_jk·z_a)(v_jk·z_b), so no
+    (B, d, d) tensor is ever built; rank 0 builds the full outer product (memory grows with d²)."""
+
+    def __init__(self, *, dims: FusionDims, d_cross: int = 128, rank: int = 16, out_features: int = 256,
+                 hidden: int = 256, dropout: float = 0.2, pair: list[str] = ("text", "vision")):
+        super().__init__()
+        if rank < 0 or d_cross < 1 or out_features < 1:
+            raise ValueError(f"rank must be >= 0, d_cross and out_features >= 1: {rank=}, {d_cross=}")
+        self.a, self.b = interaction_pair(dims, list(pair))
+        self.others = [m for m in dims.modalities if m not in (self.a, self.b)]
+        self.rank, self.out_features = rank, out_features
+        self.space = SharedSpace(dims, d_cross, dropout)
+        if rank:
+            self.u = nn.Linear(d_cross, out_features * rank, bias=False)
+            self.v = nn.Linear(d_cross, out_features * rank, bias=False)
+        else:
+            self.full = nn.Linear(d_cross * d_cross, out_features)
+        width = out_features + d_cross * len(self.others) + len(dims.modalities)
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, dims.n_classes))
+
+    def interaction(self, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+        """(B, out_features) from the outer product of za and zb (B, d)."""
+        if self.rank:
+            prod = self.u(za) * self.v(zb)  # (B, out * rank)
+            return prod.view(len(za), self.out_features, self.rank).sum(-1)
+        return self.full(torch.einsum("bi,bj->bij", za, zb).flatten(1))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        z = self.space(batch)
+        parts = [self.interaction(z[self.a], z[self.b])] + [z[m] for m in self.others] + [batch["mask"].float()]
+        return self.head(torch.cat(parts, dim=-1))  # (B, C)

@@ -29,15 +29,24 @@ def verdict(name: str, versus: dict) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
-def format_table(result: dict, markdown: bool = False, full: bool = False) -> str:
+def head_parameters(reports_dir: Path | None, name: str) -> str:
+    """A fusion head's parameter count from its reports/<name>.json ('' for experts or when unknown)."""
+    path = reports_dir / f"{name}.json" if reports_dir else None
+    count = read_json(path).get("parameters") if path and path.is_file() else None
+    return f"{count:,}" if count is not None else ""
+
+
+def format_table(result: dict, markdown: bool = False, full: bool = False, reports_dir: Path | None = None) -> str:
     """A fixed-width (or Markdown) table, one row per model, then the verdicts against the seed noise.
-    `full`: every split × AUROC, macro-F1 and accuracy to 4 decimals."""
+    `full`: every split × AUROC, macro-F1 and accuracy to 4 decimals. With `reports_dir`, a column of each
+    fusion head's parameter count."""
     columns, digits = (ALL_COLUMNS, 4) if full else (COLUMNS, 3)
-    header = ["model", "kind"] + [f"{s} {NAMES[k]}" for s, k in columns]
+    header = ["model", "kind"] + [f"{s} {NAMES[k]}" for s, k in columns] + (["head params"] if reports_dir else [])
     rows = []
     for name, r in sorted(result["models"].items(), key=lambda item: (item[1]["kind"] != "expert", item[0])):
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
-        rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns])
+        rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns]
+                    + ([head_parameters(reports_dir, name)] if reports_dir else []))
     best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on val AUROC)"
     footer = [verdict(best, result["fusion_minus_best_expert"])]
     for split, b in result.get("paired_bootstrap_test", {}).items():
@@ -61,10 +70,13 @@ def main() -> None:
                         help="false-positive rates on unfamiliar benign memes (printed when the file exists)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--full", action="store_true", help="every split × AUROC, macro-F1, accuracy, 4 decimals")
+    parser.add_argument("--reports-dir", default="reports", help="where reports/<name>.json give each fusion head's "
+                                                                 "parameter count ('' to leave the column out)")
     args = parser.parse_args()
     if not Path(args.comparison).is_file():
         raise PipelineError(f"{args.comparison} not found; run `dvc repro` first")
-    print(format_table(read_json(args.comparison), markdown=args.markdown, full=args.full))
+    reports = Path(args.reports_dir) if args.reports_dir else None
+    print(format_table(read_json(args.comparison), markdown=args.markdown, full=args.full, reports_dir=reports))
     if Path(args.unfamiliar).is_file():
         found = read_json(args.unfamiliar)
         rates = ", ".join(f"{m} {r['fpr']:.1%}" for m, r in found["methods"].items())

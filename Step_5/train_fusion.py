@@ -141,6 +141,7 @@ def run(method: str, args) -> None:
         live.next_step()
     live.end()
     report = {**summarize(runs, truth_of(data, "label", "true_label"), positive, seeds), "method": method, "params": params,
+              "parameters": sum(p.numel() for p in model.parameters()),
               "training": summary, "throughput": throughput,
               "modality_removal_test_seen": {f"without_{m}": split_metrics(data["test_seen"]["label"].numpy(), p, positive)
                                              for m, p in removal.items()}}

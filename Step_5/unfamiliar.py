@@ -18,6 +18,7 @@ from core.errors import run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import check, section
 from Step_1.synthetic.unfamiliar import make_unfamiliar_benign
+from Step_5.models import FUSIONS
 from Step_5.predict import Predictor
 
 
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (section unfamiliar)")
     parser.add_argument("--fusion", default="models/mm_fusion", help="folder holding one folder per fusion method")
     parser.add_argument("--experts", default="models", help="folder holding <modality>_expert/")
-    parser.add_argument("--methods", nargs="+", default=["concat", "gated", "transformer", "late"])
+    parser.add_argument("--methods", nargs="+", default=list(FUSIONS))
     parser.add_argument("--images", default="data/unfamiliar", help="output folder for the rendered memes")
     parser.add_argument("--out", default="metrics/unfamiliar.json", help="output metrics (per method)")
     args = parser.parse_args()

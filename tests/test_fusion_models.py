@@ -6,7 +6,8 @@ from Step_5.models import FUSIONS, FusionDims, GatedFusion, create_fusion
 
 DIMS = FusionDims(inputs={"text": 12, "vision": 20, "tabular": 6}, n_classes=2)
 PARAMS = {"concat": {"hidden": 16}, "gated": {"d_fusion": 16, "router_hidden": 8, "balance_weight": 0.1},
-          "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1}, "late": {}}
+          "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1}, "late": {},
+          "align": {"d_align": 8, "hidden": 16}, "cross": {"d_cross": 8, "rank": 3, "out_features": 10, "hidden": 16}}
 
 
 def batch(b=6, seed=0, mask=None):
@@ -63,3 +64,32 @@ def test_modality_dropout_keeps_at_least_one():
     dropped = drop_modalities(mask, 0.9, torch.Generator().manual_seed(0))
     assert dropped.any(1).all() and not (dropped & ~mask).any()
     assert 0.05 < (~dropped[:, :2]).float().mean() < 0.95
+
+
+def test_low_rank_cross_equals_the_outer_product_read_by_a_rank_limited_weight():
+    """out_j = z_a^T W_j z_b with W_j = sum_k u_jk v_jk^T, computed without the (B, d, d) outer product."""
+    torch.manual_seed(0)
+    model = create_fusion("cross", DIMS, {"d_cross": 8, "rank": 3, "out_features": 10}).eval()
+    za, zb = torch.randn(4, 8), torch.randn(4, 8)
+    u = model.u.weight.view(10, 3, 8)  # (out, rank, d)
+    v = model.v.weight.view(10, 3, 8)
+    weight = torch.einsum("jki,jkl->jil", u, v)  # (out, d, d)
+    explicit = torch.einsum("bi,jil,bl->bj", za, weight, zb)
+    torch.testing.assert_close(model.interaction(za, zb), explicit, rtol=1e-5, atol=1e-5)
+    full = create_fusion("cross", DIMS, {"d_cross": 8, "rank": 0, "out_features": 10})
+    assert full.interaction(za, zb).shape == (4, 10) and full.full.in_features == 64
+    with pytest.raises(Exception, match="pair must name two different fused modalities"):
+        create_fusion("align", DIMS, {"pair": ["text", "text"]})
+
+
+def test_align_is_the_product_of_the_paired_projections():
+    torch.manual_seed(0)
+    model = create_fusion("align", DIMS, {"d_align": 8, "hidden": 16, "dropout": 0.0}).eval()
+    b = batch()
+    z = model.space(b)
+    assert torch.allclose(z["text"].norm(dim=-1), torch.ones(6))  # L2-normalised shared space
+    first = model.head[0]
+    captured = {}
+    first.register_forward_hook(lambda mod, inp, out: captured.update(x=inp[0]))
+    model(b)
+    torch.testing.assert_close(captured["x"][:, :8], z["text"] * z["vision"])

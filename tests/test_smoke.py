@@ -34,7 +34,8 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
     assert list((target / "data/shards/train").glob("*.tar"))
     comparison = json.loads((target / "metrics/comparison.json").read_text())
     assert set(comparison["models"]) == {"text_expert", "vision_expert", "tabular_expert", "fusion_concat",
-                                         "fusion_gated", "fusion_transformer", "fusion_late"}
+                                         "fusion_gated", "fusion_transformer", "fusion_late", "fusion_align",
+                                         "fusion_cross"}
     for scores in comparison["models"].values():
         assert all(np.isfinite(v) for split in ("val", "test_seen") for v in scores[split].values())
     gated = json.loads((target / "metrics/fusion_gated.json").read_text())
@@ -43,7 +44,7 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
     assert facts["seeds"] == [0, 1] and set(facts["per_seed"]) == {"0", "1"}  # the smoke profile's two seeds
     assert gated["test_seen"]["auroc_std"] >= 0 and "test_unseen" in gated["vs_true_label"]
     unfamiliar = json.loads((target / "metrics/unfamiliar.json").read_text())
-    assert set(unfamiliar["methods"]) == {"concat", "gated", "transformer", "late"}
+    assert set(unfamiliar["methods"]) == {"concat", "gated", "transformer", "late", "align", "cross"}
     assert all(0 <= m["fpr"] <= 1 for m in unfamiliar["methods"].values())
     assert result["second_run_stages"] == [], result["second_run_output"]  # strictly nothing reran
     assert result["status_after"] == {}  # and `dvc status` reports every stage up to date
@@ -218,7 +219,7 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(smoke_dir, tmp_pat
     metrics = json.loads((target / "metrics/evaluation.json").read_text())
     report = json.loads((target / "reports/evaluation.json").read_text())
     models = {"text_expert", "vision_expert", "tabular_expert", "fusion_concat", "fusion_gated", "fusion_transformer",
-              "fusion_late"}
+              "fusion_late", "fusion_align", "fusion_cross"}
     assert set(metrics["calibration"]) == models and set(metrics["robustness"]) == models
     for name in models:
         assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "test_seen", "test_unseen"}
