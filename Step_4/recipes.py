@@ -152,6 +152,9 @@ def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
         expert.encoder.freeze(0)
         if not features:  # a frozen encoder gives the same features whatever the seed
             features.update(embed_splits(expert, cfg, ctx, open_cache(expert, ctx)))
+        # encoding draws random numbers (the loader's seed) and a cache hit does not: reseed so that training
+        # is the same whether the features were encoded now or read from the feature cache
+        seed_everything(seed)
         return expert, *fit_head(expert, features, cfg.train.for_seed(seed), ctx, live)
 
     trained = over_seeds(cfg.train.seeds, run_one)

@@ -111,3 +111,22 @@ def test_text_content_key_is_the_text_bytes():
     assert key == TextEncoder.content_key({"txt": b"same words", "png": b"another image"})
     assert key != TextEncoder.content_key({"txt": b"other words"})
     assert VisionEncoder.content_key({"png": b"abc", "txt": b"x"}) != VisionEncoder.content_key({"png": b"abd"})
+
+
+def test_a_cached_rerun_trains_the_same_heads(tiny_pipeline, tmp_path):
+    """Encoding consumes random numbers and a cache hit does not; the trained heads must not notice."""
+    from Step_4.config import VisionExpertConfig
+    from Step_4.recipes import train_from_shards
+    from core.params import build
+
+    reader = write_shard_set(tiny_pipeline, tmp_path / "shards")
+    reader.meta.update(classes=["benign", "abuse_hate"], positive_index=1,
+                       counts={"train": {"benign": 10, "abuse_hate": 10}})
+    cfg = build(VisionExpertConfig, {"model": "convnext_atto", "weights": "none", "head_hidden": 8,
+                                     "embed_batch_size": 16, "train": {"epochs": 2, "seeds": [0, 1]}}, where="test")
+    ctx = ExpertContext(reader=reader, device="cpu", feature_cache=tmp_path / "cache")
+    cold, warm = train_from_shards("vision", cfg, ctx), train_from_shards("vision", cfg, ctx)
+    assert warm.data["train"]["embedded"] == 0 < cold.data["train"]["embedded"]
+    for a, b in zip(cold.runs, warm.runs):
+        for split in a:
+            assert (a[split] == b[split]).all(), split
