@@ -84,11 +84,11 @@ class Predictor:
         state.pop("_empty", None)
         self.model.load_state_dict(state)
         self.model.to(self.device).eval()
-        self.temperature, self.threshold, self.operating_point = self.load_calibration(
+        self.temperature, self.bias, self.threshold, self.operating_point = self.load_calibration(
             model_dir, calibration, operating_point)
 
     def load_calibration(self, model_dir: Path, path: str | Path | None, operating_point: str | None) -> tuple:
-        """(temperature, threshold, operating point name) from the evaluate stage's calibration file.
+        """(temperature, per-class bias, threshold, operating point name) from the evaluate stage's calibration file.
 
         'auto' looks for calibration.json in the models folder that holds mm_fusion/ (models/calibration.json);
         None (or a missing auto file) gives raw probabilities, which an operating point cannot use.
@@ -99,18 +99,19 @@ class Predictor:
             if operating_point:
                 raise PipelineError("--operating-point needs the evaluate stage's calibration file: run "
                                     "`dvc repro evaluate` (writes models/calibration.json) or pass --calibration")
-            return None, None, None
+            return None, None, None, None
         if not Path(path).is_file():
             raise PipelineError(f"{path} not found; run `dvc repro evaluate` or pass another --calibration file")
         entry = read_json(path)["models"].get(f"fusion_{self.info['method']}")
         if entry is None:
             raise PipelineError(f"{path} has no entry for fusion_{self.info['method']}; rerun `dvc repro evaluate`")
+        bias = torch.tensor(entry.get("bias") or [0.0] * len(self.classes))
         if operating_point is None:
-            return entry["temperature"], None, None
+            return entry["temperature"], bias, None, None
         points = entry["operating_points"]
         if operating_point not in points:
             raise PipelineError(f"unknown operating point '{operating_point}'; {path} has: {', '.join(points)}")
-        return entry["temperature"], points[operating_point]["threshold"], operating_point
+        return entry["temperature"], bias, points[operating_point]["threshold"], operating_point
 
     @torch.no_grad()
     def classify(self, samples: list[dict]) -> list[dict]:
@@ -123,7 +124,7 @@ class Predictor:
             fused[f"{m}_logits"] = expert.forward_head(fused[m])
         logits = self.model(fused).float().cpu()
         probs = torch.softmax(logits, dim=-1)
-        calibrated = torch.softmax(logits / self.temperature, dim=-1) if self.temperature else None
+        calibrated = torch.softmax(logits / self.temperature + self.bias, dim=-1) if self.temperature else None
         gates = self.model.gates(fused)[0].cpu() if hasattr(self.model, "gates") else None
         positive = self.info.get("positive_index", len(self.classes) - 1)
         results = []

@@ -6,8 +6,9 @@ import math
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias: np.ndarray | list | None = None) -> np.ndarray:
+    """softmax(logits / temperature + bias)."""
+    z = logits / temperature + (0.0 if bias is None else np.asarray(bias, dtype=np.float64))
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -42,6 +43,27 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, h
             d = a + ratio * (b - a)
             fd = loss(d)
     return round(math.exp((a + b) / 2), 4)
+
+
+def fit_temperature_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """T > 0 and a per-class bias b minimising the NLL of softmax(logits / T + b) (L-BFGS in float64 from
+    T = 1, b = 0): temperature scaling that can also undo a shift, e.g. from class-weighted training."""
+    import torch
+
+    z, y = torch.tensor(logits, dtype=torch.float64), torch.tensor(labels)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t, bias], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / log_t.exp() + bias, y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    b = (bias - bias.mean()).detach()  # only differences between classes matter
+    return round(float(log_t.exp().clamp(0.05, 20.0)), 4), [round(float(v), 4) for v in b]
 
 
 def bin_edges(confidence: np.ndarray, bins: int, adaptive: bool) -> np.ndarray:

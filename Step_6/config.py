@@ -42,6 +42,7 @@ class RobustnessConfig:
 
 @dataclass
 class EvaluateConfig:
+    calibration: str = "temperature"  # temperature | temperature_bias (also a per-class bias, fitted with T)
     ece_bins: int = 15
     min_precision: float = 0.90  # operating point 'precision_90': the lowest val threshold reaching it
     min_recall: float = 0.90  # operating point 'recall_90': the highest val threshold keeping it
@@ -54,6 +55,8 @@ class EvaluateConfig:
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
 
     def __post_init__(self) -> None:
+        check(self.calibration in ("temperature", "temperature_bias"),
+              f"calibration must be 'temperature' or 'temperature_bias', got {self.calibration!r}")
         check(self.ece_bins >= 2, "ece_bins must be >= 2")
         check(0 < self.min_precision < 1 and 0 < self.min_recall < 1, "min_precision / min_recall must be in (0, 1)")
         check(self.bootstrap >= 100, "bootstrap must be >= 100 resamples")

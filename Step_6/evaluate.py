@@ -32,7 +32,7 @@ from Step_3.splits import EVALUATED
 from Step_4.embeddings import load_embeddings
 from Step_5.data import check_same_ids, load_predictions
 from Step_6.bootstrap import paired_auroc_difference, rates_with_intervals, resamples
-from Step_6.calibration import calibration_measures, fit_temperature, reliability, softmax
+from Step_6.calibration import calibration_measures, fit_temperature, fit_temperature_bias, reliability, softmax
 from Step_6.config import EvaluateConfig
 from Step_6.models import gate_weights, load_models
 from Step_6.robustness import Suite, least_degraded, sample_split
@@ -61,14 +61,19 @@ def load_logits(embeddings: Path, fusion_dir: Path, modalities: list[str], metho
     return logits
 
 
-def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int) -> dict:
-    """Temperature fitted on val; measures and reliability rows before and after, per split (labelled rows)."""
+def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int, method: str) -> dict:
+    """Temperature (and with 'temperature_bias' a per-class bias) fitted on val; measures and reliability rows
+    before and after, per split (labelled rows)."""
     keep = {s: labels[s] >= 0 for s in labels}
-    temperature = fit_temperature(logits["val"][keep["val"]], labels["val"][keep["val"]])
-    out = {"temperature": temperature, "splits": {}, "reliability": {}}
+    z_val, y_val = logits["val"][keep["val"]], labels["val"][keep["val"]]
+    if method == "temperature_bias":
+        temperature, bias = fit_temperature_bias(z_val, y_val)
+    else:
+        temperature, bias = fit_temperature(z_val, y_val), [0.0] * z_val.shape[1]
+    out = {"method": method, "temperature": temperature, "bias": bias, "splits": {}, "reliability": {}}
     for split, z in logits.items():
         y = labels[split][keep[split]]
-        before, after = softmax(z[keep[split]]), softmax(z[keep[split]], temperature)
+        before, after = softmax(z[keep[split]]), softmax(z[keep[split]], temperature, bias)
         out["splits"][split] = {"before": calibration_measures(before, y, bins),
                                 "after": calibration_measures(after, y, bins)}
         out["reliability"][split] = {"before": reliability(before, y, bins), "after": reliability(after, y, bins)}
@@ -212,10 +217,10 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
                     "calibration": {}, "reliability": {}, "operating_points": {}, "slices": {}, "slice_highlights": {}}
     calibrated, scores = {}, {}
     for name, per_split in logits.items():
-        c = calibrate(per_split, labels, cfg.ece_bins)
+        c = calibrate(per_split, labels, cfg.ece_bins, cfg.calibration)
         report["reliability"][name] = c.pop("reliability")
         report["calibration"][name] = c
-        calibrated[name] = {s: softmax(z, c["temperature"]) for s, z in per_split.items()}
+        calibrated[name] = {s: softmax(z, c["temperature"], c["bias"]) for s, z in per_split.items()}
         scores[name] = {s: calibrated[name][s][keep[s], positive] for s in splits}
         report["operating_points"][name] = operating_points(scores[name], y, cfg)
     report["paired"] = paired_tests(scores, y, report["best_expert"], report["best_fusion"], cfg)
@@ -259,7 +264,7 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
 def calibration_file(report: dict) -> dict:
     """What predict needs: per model the temperature and the operating points' thresholds."""
     return {"positive": report["positive"], "classes": report["classes"], "models": {
-        name: {"temperature": c["temperature"],
+        name: {"temperature": c["temperature"], "bias": c["bias"],
                "operating_points": {op: {"threshold": p["threshold"], "reached_on_val": p["reached_on_val"]}
                                     for op, p in report["operating_points"][name].items()}}
         for name, c in report["calibration"].items()}}

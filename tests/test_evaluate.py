@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from Step_6.bootstrap import auroc_with_interval, paired_auroc_difference, rates_with_intervals
-from Step_6.calibration import brier, ece, fit_temperature, nll, reliability, softmax
+from Step_6.calibration import brier, ece, fit_temperature, fit_temperature_bias, nll, reliability, softmax
 from Step_6.config import IMAGE_CORRUPTIONS, RobustnessConfig
 from Step_6.corruptions import CorruptedImages, corrupt_text, rng_for
 from Step_6.slices import highlights, length_bin
@@ -42,6 +42,18 @@ def test_temperature_recovers_a_known_overconfidence():
     before, after = softmax(logits), softmax(logits, temperature)
     assert ece(after, labels) < 0.02 < ece(before, labels)
     assert nll(after, labels) < nll(before, labels)
+
+
+def test_temperature_and_bias_undo_a_scale_and_a_shift():
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1.5, 20000)
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
+    logits = np.stack([np.zeros_like(z), 2 * z + 1.0], axis=1)  # twice too sharp and shifted toward class 1
+    temperature, bias = fit_temperature_bias(logits, labels)
+    assert temperature == pytest.approx(2.0, rel=0.08)
+    assert bias[1] - bias[0] == pytest.approx(-0.5, abs=0.08)  # (2z + 1) / 2 - 0.5 = z
+    with_bias = nll(softmax(logits, temperature, bias), labels)
+    assert with_bias < nll(softmax(logits, fit_temperature(logits, labels)), labels) - 0.005
 
 
 def test_operating_points_on_a_hand_checked_example():
