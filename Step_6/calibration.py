@@ -63,7 +63,7 @@ def fit_temperature_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[float,
 
     optimizer.step(closure)
     b = (bias - bias.mean()).detach()  # only differences between classes matter
-    return round(float(log_t.exp().clamp(0.05, 20.0)), 4), [round(float(v), 4) for v in b]
+    return round(float(log_t.detach().exp().clamp(0.05, 20.0)), 4), [round(float(v), 4) for v in b]
 
 
 def bin_edges(confidence: np.ndarray, bins: int, adaptive: bool) -> np.ndarray:
