@@ -54,18 +54,23 @@ def load_tower(source: str, config, side: str, pretrained: bool) -> nn.Module:
         raise PipelineError(f"cannot load the {side} tower of {source!r}: {err}") from None
 
 
-def tower_features(output, fam: str, side: str, projection: bool) -> torch.Tensor:
-    """(B, D) features from a tower's output: projected + L2-normalised, or the pooled hidden state."""
-    if not projection:
-        pooled = output.pooler_output if fam == "clip" else output.last_hidden_state.mean(1)
-        return pooled
-    embeds = getattr(output, "text_embeds" if side == "text" else "image_embeds", None) if fam == "clip" \
-        else output.pooler_output
-    return nn.functional.normalize(embeds, dim=-1)
+def run_tower(model: nn.Module, fam: str, side: str, projection: bool, **inputs) -> torch.Tensor:
+    """(B, D) features of a tower: its projected embedding, L2-normalised, or (projection off) the pooled
+    hidden state before the projection. SigLIP's pooled output is its embedding (no separate projection)."""
+    if fam == "clip" and not projection:  # the *WithProjection models return no pooler_output of their own
+        return getattr(model, f"{side}_model")(**inputs).pooler_output
+    output = model(**inputs)
+    if fam == "clip":
+        embeds = output.text_embeds if side == "text" else output.image_embeds
+    else:
+        embeds = output.pooler_output
+    return nn.functional.normalize(embeds, dim=-1) if projection else embeds
 
 
 def tower_dim(model: nn.Module, fam: str, projection: bool) -> int:
-    return int(model.config.projection_dim) if projection and fam == "clip" else int(model.config.hidden_size)
+    if fam == "clip":
+        return int(model.config.projection_dim) if projection else int(model.config.hidden_size)
+    return int(getattr(model.config, "projection_size", None) or model.config.hidden_size)
 
 
 def image_data_config(source: str, config, fam: str) -> dict:

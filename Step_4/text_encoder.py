@@ -97,7 +97,10 @@ class TextEncoder(nn.Module):
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Pad/truncate to max_length; empty texts become a lone [CLS][SEP]."""
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        # SigLIP pools its last position and was trained on texts padded to a fixed length
+        padding = "max_length" if getattr(self, "family", None) == "siglip" else True
+        enc = self.tokenizer(list(texts), padding=padding, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def inputs(self, *, train: bool, meta: dict) -> tuple[Callable, Callable]:
@@ -122,10 +125,10 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.family:
-            from Step_4.aligned_towers import tower_features
+            from Step_4.aligned_towers import run_tower
 
-            output = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-            return tower_features(output, self.family, "text", self.projection)  # (B, D)
+            return run_tower(self.backbone, self.family, "text", self.projection, input_ids=input_ids,
+                             attention_mask=attention_mask)  # (B, D)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, D)
         if self.pooling == "cls":
             return hidden[:, 0]

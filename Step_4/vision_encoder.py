@@ -309,9 +309,9 @@ class TowerVisionEncoder(VisionEncoder):
         self.data_config = aligned_towers.image_data_config(source, config, self.family)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from Step_4.aligned_towers import tower_features
+        from Step_4.aligned_towers import run_tower
 
-        return tower_features(self.model(pixel_values=images), self.family, "vision", self.projection)
+        return run_tower(self.model, self.family, "vision", self.projection, pixel_values=images)
 
     def layer_groups(self) -> list[list[str]]:
         from Step_4.text_encoder import find_layers

@@ -6,8 +6,8 @@ the evaluate stage's models/calibration.json (found automatically), also the cal
 per class (temperature fitted on val); --operating-point NAME adds 'flagged', the decision at that
 threshold (chosen on val: max_f1, precision_90, recall_90).
 Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a
-header and one row per image (columns path, label, p_<class>..., gate_<modality>..., text_source,
-text, error).
+header and one row per image (columns path, label, p_<class>..., calibrated_<class>..., flagged,
+gate_<modality>..., text_source, text, error).
 
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 
 from core.errors import PipelineError, run_cli
-from core.files import read_json
+from core.files import file_sha256, read_json
 from core.params import build
 from core.seed import pick_device
 from Step_2.engine import OcrSettings, read_texts
@@ -102,15 +102,29 @@ class Predictor:
             return None, None, None, None
         if not Path(path).is_file():
             raise PipelineError(f"{path} not found; run `dvc repro evaluate` or pass another --calibration file")
-        entry = read_json(path)["models"].get(f"fusion_{self.info['method']}")
+        calibration = read_json(path)
+        entry = calibration["models"].get(f"fusion_{self.info['method']}")
         if entry is None:
             raise PipelineError(f"{path} has no entry for fusion_{self.info['method']}; rerun `dvc repro evaluate`")
+        problem = None
+        if calibration.get("classes", self.classes) != self.classes:
+            problem = f"{path} was fitted for classes {calibration['classes']}, the model predicts {self.classes}"
+        elif entry.get("model_sha256") and entry["model_sha256"] != file_sha256(model_dir / "model.safetensors"):
+            problem = f"{path} was fitted on another version of {model_dir} (its weights changed since)"
+        if problem:
+            if operating_point or not auto:
+                raise PipelineError(f"{problem}; rerun `dvc repro evaluate`, or pass --calibration none")
+            print(f"warning: {problem}; using uncalibrated probabilities (rerun `dvc repro evaluate`)", file=sys.stderr)
+            return None, None, None, None
         bias = torch.tensor(entry.get("bias") or [0.0] * len(self.classes))
         if operating_point is None:
             return entry["temperature"], bias, None, None
         points = entry["operating_points"]
         if operating_point not in points:
             raise PipelineError(f"unknown operating point '{operating_point}'; {path} has: {', '.join(points)}")
+        if not points[operating_point].get("reached_on_val", True):
+            print(f"warning: operating point {operating_point} did not reach its target on val; its threshold is the "
+                  "closest one found", file=sys.stderr)
         return entry["temperature"], bias, points[operating_point]["threshold"], operating_point
 
     @torch.no_grad()

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import PIL
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from core.files import atomic_write_bytes
@@ -28,12 +29,17 @@ def rng_for(seed: int, name: str, condition: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(condition.encode())])
 
 
+# bump when a corruption's code changes; the Pillow version is part of the key too
+CORRUPTION_CODE_VERSION = 1
+
+
 def settings_of(condition: str, cfg: RobustnessConfig) -> dict:
     """The settings a condition depends on (part of the cache key)."""
     keys = {"jpeg": ["jpeg_quality"], "blur": ["blur_radius"], "noise": ["noise_std"], "downscale": [],
             "rotate": ["rotate_degrees"], "crop": ["crop_fraction"], "brightness": ["brightness"],
             "border": ["border_fraction"], "ocr_noise": ["char_confusion_rate"], "dropped_words": ["word_drop_rate"]}
-    return {"condition": condition, "seed": cfg.seed, **{k: getattr(cfg, k) for k in keys.get(condition, [])}}
+    return {"condition": condition, "seed": cfg.seed, "code": CORRUPTION_CODE_VERSION, "pillow": PIL.__version__,
+            **{k: getattr(cfg, k) for k in keys.get(condition, [])}}
 
 
 def corrupt_image(image: Image.Image, condition: str, cfg: RobustnessConfig, rng: np.random.Generator) -> Image.Image:

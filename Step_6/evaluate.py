@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from core.errors import PipelineError, run_cli
-from core.files import read_json, write_json
+from core.files import file_sha256, read_json, write_json
 from core.params import build, section
 from core.seed import pick_device
 from Step_2.engine import OcrSettings
@@ -207,6 +207,11 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
     comparison = read_json(args.comparison)
     modalities = [n.removesuffix("_expert") for n in comparison["models"] if n.endswith("_expert")]
     methods = [n.removeprefix("fusion_") for n in comparison["models"] if n.startswith("fusion_")]
+    if not methods:
+        raise PipelineError(f"{args.comparison} lists no fusion model; run the fusion stages first (dvc repro)")
+    if "val" not in splits:
+        raise PipelineError("the shards hold no val memes: calibration and operating points are fitted on val; "
+                            "give shard.fractions a val share")
     logits = load_logits(Path(args.embeddings), Path(args.fusion_models), modalities, methods, splits, ids)
     labels = {s: np.array([int(samples[s][i]["meta"]["label"]) for i in ids[s]]) for s in splits}
     keep = {s: labels[s] >= 0 for s in splits}
@@ -224,7 +229,8 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
         scores[name] = {s: calibrated[name][s][keep[s], positive] for s in splits}
         report["operating_points"][name] = operating_points(scores[name], y, cfg)
     report["paired"] = paired_tests(scores, y, report["best_expert"], report["best_fusion"], cfg)
-    values = {s: [slice_values(samples[s][i]["meta"], cfg.caption_length_bins) for i in ids[s]] for s in splits}
+    values = {s: [slice_values(samples[s][i]["meta"], cfg.caption_length_bins, samples[s][i]["text"]) for i in ids[s]]
+              for s in splits}
     for name in logits:
         threshold = report["operating_points"][name]["max_f1"]["threshold"]
         for s in splits:
@@ -261,10 +267,19 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
     return finite(report)
 
 
-def calibration_file(report: dict) -> dict:
-    """What predict needs: per model the temperature and the operating points' thresholds."""
+def model_file(name: str, args) -> Path:
+    """The weights file of a model by its comparison name (text_expert, fusion_gated, ...)."""
+    if name.startswith("fusion_"):
+        return Path(args.fusion_models) / name.removeprefix("fusion_") / "model.safetensors"
+    return Path(args.experts) / name / "model.safetensors"
+
+
+def calibration_file(report: dict, args) -> dict:
+    """What predict needs: per model the temperature (and bias), the operating points' thresholds, and the
+    sha256 of the weights they were fitted for, so a retrained model never meets a stale calibration."""
     return {"positive": report["positive"], "classes": report["classes"], "models": {
-        name: {"temperature": c["temperature"], "bias": c["bias"],
+        name: {"model_sha256": file_sha256(model_file(name, args)) if model_file(name, args).is_file() else None,
+               "temperature": c["temperature"], "bias": c["bias"],
                "operating_points": {op: {"threshold": p["threshold"], "reached_on_val": p["reached_on_val"]}
                                     for op, p in report["operating_points"][name].items()}}
         for name, c in report["calibration"].items()}}
@@ -277,7 +292,7 @@ def write_outputs(report: dict, args) -> None:
     write_json(Path(args.metrics), quality_only(report))
     write_json(Path(args.report), report)
     write_json(Path(args.run_report), run)
-    write_json(Path(args.calibration), calibration_file(report))
+    write_json(Path(args.calibration), calibration_file(report, args))
     plots = Path(args.plots)
     for name, per_split in report["reliability"].items():
         for when in ("before", "after"):

@@ -24,11 +24,16 @@ TEMPLATE = Path(__file__).with_name("report_template.html")
 SLICE_FAMILIES = ["content", "intent", "agreement", "caption_length"]
 
 
+class Markup(str):
+    """A cell that already is HTML (a number with its interval, a warning span); other text is escaped."""
+
+
 def table(header: list[str], rows: list[list], name_columns: int = 1) -> str:
-    """An HTML table; the first `name_columns` columns are left-aligned names; None shows as an en dash."""
+    """An HTML table; the first `name_columns` columns are left-aligned names; None shows as an en dash;
+    plain strings (slice values, ids) are escaped, Markup cells are not."""
     def cell(i, value, tag):
         css = ' class="name"' if i < name_columns else ""
-        text = "–" if value is None else value if isinstance(value, str) else f"{value}"
+        text = "–" if value is None else value if isinstance(value, Markup) else html.escape(f"{value}")
         return f"<{tag}{css}>{text}</{tag}>"
     head = "".join(cell(i, h, "th") for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell(i, v, "td") for i, v in enumerate(row)) + "</tr>" for row in rows)
@@ -43,7 +48,8 @@ def num(value, spec: str = ".3f") -> str:
 def ci(value, interval, spec: str = ".3f") -> str:
     lo, hi = interval or (None, None)
     text = num(value, spec)
-    return text if lo is None or value is None else f"{text} <span class=muted>[{num(lo, spec)}, {num(hi, spec)}]</span>"
+    return Markup(text if lo is None or value is None
+                  else f"{text} <span class=muted>[{num(lo, spec)}, {num(hi, spec)}]</span>")
 
 
 def calibration_table(report: dict) -> str:
@@ -61,9 +67,10 @@ def operating_table(report: dict) -> str:
     for name, points in report["operating_points"].items():
         for op, p in points.items():
             reached = "" if p["reached_on_val"] else " <span class=bad>(target not reached on val)</span>"
+            op_cell = Markup(html.escape(op) + reached)
             for split in report["splits"]:
                 r = p[split]
-                rows.append([name, op + reached, split, f"{p['threshold']:.3f}", ci(r["precision"], r["precision_ci95"]),
+                rows.append([name, op_cell, split, f"{p['threshold']:.3f}", ci(r["precision"], r["precision_ci95"]),
                              ci(r["recall"], r["recall_ci95"]), ci(r["flag_rate"], r["flag_rate_ci95"]),
                              ci(r["macro_f1"], r["macro_f1_ci95"])])
     return table(["model", "operating point", "split", "threshold", "precision", "recall", "flag rate", "macro-F1"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,20 +43,18 @@ class Item:
 
 
 def sample_split(reader: ShardReader, split: str, count: int, seed: int) -> list[Item]:
-    """A seeded sample of `count` labelled memes of the split (all of them when it is smaller), id-sorted."""
-    import json
-
-    items = []
+    """A seeded sample of `count` labelled memes of the split (all of them when it is smaller), id-sorted.
+    The ids are drawn first; only the drawn memes' images are kept in memory."""
+    labelled = sorted(s["id"] for s in reader.samples(split, decode_images=False) if int(s["meta"]["label"]) >= 0)
+    if len(labelled) > count:
+        keep = np.sort(np.random.default_rng([seed, len(labelled)]).choice(len(labelled), size=count, replace=False))
+        labelled = [labelled[i] for i in keep]
+    chosen, items = set(labelled), []
     for raw in reader.samples(split, raw=True):
-        meta = json.loads(raw["json"])
-        if int(meta["label"]) >= 0:
+        if raw["__key__"] in chosen:
             image = next(raw[k] for k in IMAGE_KEYS if k in raw)
-            items.append(Item(raw["__key__"], image, raw["txt"].decode("utf-8"), meta))
-    items.sort(key=lambda item: item.id)
-    if len(items) > count:
-        keep = np.sort(np.random.default_rng([seed, len(items)]).choice(len(items), size=count, replace=False))
-        items = [items[i] for i in keep]
-    return items
+            items.append(Item(raw["__key__"], image, raw["txt"].decode("utf-8"), json.loads(raw["json"])))
+    return sorted(items, key=lambda item: item.id)
 
 
 def _make_job(args: tuple) -> None:
@@ -212,7 +211,8 @@ def least_degraded(results: dict, splits: list[str]) -> dict:
     for name, conditions in results.items():
         if name.startswith("fusion_"):
             drops = [row["auroc_drop"] for c, per in conditions.items() if c != "clean"
-                     for s, row in per.items() if row is not None and s in splits]
+                     for s, row in per.items() if row is not None and s in splits
+                     and np.isfinite(row.get("auroc_drop", np.nan))]  # a one-class sample has no AUROC
             mean_drop[name] = round(float(np.mean(drops)), 4) if drops else None
     finite = {k: v for k, v in mean_drop.items() if v is not None}
     return {"mean_auroc_drop": mean_drop, "least_degraded_fusion": min(finite, key=finite.get) if finite else None}

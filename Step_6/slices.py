@@ -19,11 +19,12 @@ def length_bin(words: int, edges: list[int]) -> str:
     return f">{edges[-1]}" if edges else "all"
 
 
-def slice_values(sample: dict, length_edges: list[int]) -> dict[str, str]:
-    """The slice value of each family for one shard sample's json (missing facts become 'unknown')."""
+def slice_values(sample: dict, length_edges: list[int], text: str = "") -> dict[str, str]:
+    """The slice value of each family for one shard sample's json and its text (missing facts become 'unknown');
+    caption length counts the gold caption's words when the source has one, else the text's."""
     facts = sample.get("meta") or {}
     agreement = facts.get("agreement")
-    caption = sample.get("gold_text") or sample.get("ocr_text") or ""
+    caption = sample.get("gold_text") or text
     return {
         "source": str(sample.get("source") or "unknown"),
         "content": str(facts.get("content") or "unknown"),

@@ -31,4 +31,4 @@ def choose_operating_points(y: np.ndarray, scores: np.ndarray, min_precision: fl
     ok = np.flatnonzero(rates["recall"] >= min_recall)
     pick = ok[0] if len(ok) else int(np.argmax(rates["recall"]))
     points[f"recall_{round(min_recall * 100)}"] = {"threshold": float(thresholds[pick]), "reached_on_val": bool(len(ok))}
-    return {name: {**p, "threshold": round(p["threshold"], 6)} for name, p in points.items()}
+    return points  # thresholds exact: rounding could lift one above a saturated score and flag nothing

