@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from safetensors.torch import load_file
 
 from core.errors import PipelineError, run_cli
 from core.files import file_sha256, read_json
@@ -37,7 +36,7 @@ from Step_3.tabular import as_number
 from Step_4.engine import to_device
 from Step_4.expert import load_expert
 from Step_4.inputs import expert_inputs, presence_mask
-from Step_5.models import FusionDims, create_fusion
+from Step_5.models import load_fusion_head
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -59,11 +58,8 @@ class Predictor:
     def __init__(self, model_dir: str | Path, experts_dir: str | Path | None = None, device: str = "cpu",
                  batch_size: int = 24, calibration: str | Path | None = "auto", operating_point: str | None = None):
         model_dir = Path(model_dir)
-        if not (model_dir / "fusion.json").is_file():
-            raise PipelineError(f"{model_dir} is not a fusion model folder (fusion.json missing); "
-                                "pass e.g. models/mm_fusion/gated after `dvc repro`")
-        self.info = read_json(model_dir / "fusion.json")
         self.device, self.batch_size = pick_device(device), batch_size
+        self.model, self.info = load_fusion_head(model_dir, self.device)
         self.modalities = self.info["modalities"]
         self.classes = self.info["classes"]
         self.experts, schema = {}, None
@@ -78,12 +74,6 @@ class Predictor:
         self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
                                     meta={"tabular": schema})
         self.ocr = build(OcrSettings, self.info.get("ocr_settings", {}), where="fusion.json ocr_settings")
-        dims = FusionDims(inputs=self.info["inputs"], n_classes=len(self.classes))
-        self.model = create_fusion(self.info["method"], dims, self.info["params"])
-        state = load_file(str(model_dir / "model.safetensors"))
-        state.pop("_empty", None)
-        self.model.load_state_dict(state)
-        self.model.to(self.device).eval()
         self.temperature, self.bias, self.threshold, self.operating_point = self.load_calibration(
             model_dir, calibration, operating_point)
 

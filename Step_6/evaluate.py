@@ -278,7 +278,7 @@ def calibration_file(report: dict, args) -> dict:
     """What predict needs: per model the temperature (and bias), the operating points' thresholds, and the
     sha256 of the weights they were fitted for, so a retrained model never meets a stale calibration."""
     return {"positive": report["positive"], "classes": report["classes"], "models": {
-        name: {"model_sha256": file_sha256(model_file(name, args)) if model_file(name, args).is_file() else None,
+        name: {"model_sha256": file_sha256(weights) if (weights := model_file(name, args)).is_file() else None,
                "temperature": c["temperature"], "bias": c["bias"],
                "operating_points": {op: {"threshold": p["threshold"], "reached_on_val": p["reached_on_val"]}
                                     for op, p in report["operating_points"][name].items()}}

@@ -5,13 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from core.errors import PipelineError
-from core.files import read_json
 from Step_4.expert import Expert, load_expert
-from Step_5.models import FusionDims, create_fusion
+from Step_5.models import load_fusion_head
 
 
 @dataclass
@@ -32,19 +30,6 @@ class ModelSet:
         return [f"{m}_expert" for m in self.experts] + [f"fusion_{m}" for m in self.fusions]
 
 
-def load_head(folder: Path, device: str) -> tuple[nn.Module, dict]:
-    """A fusion head from its folder (fusion.json + model.safetensors), in eval mode."""
-    if not (folder / "fusion.json").is_file():
-        raise PipelineError(f"{folder} is not a fusion model folder (fusion.json missing); run the fusion stages")
-    info = read_json(folder / "fusion.json")
-    head = create_fusion(info["method"], FusionDims(inputs=info["inputs"], n_classes=len(info["classes"])),
-                         info["params"])
-    state = load_file(str(folder / "model.safetensors"))
-    state.pop("_empty", None)
-    head.load_state_dict(state)
-    return head.to(device).eval(), info
-
-
 def load_models(experts_dir: Path, fusion_dir: Path, modalities: list[str], methods: list[str], classes: list[str],
                 device: str) -> ModelSet:
     """Every expert and fusion head, each expert folder loaded once; all must share the shards' classes."""
@@ -62,7 +47,7 @@ def load_models(experts_dir: Path, fusion_dir: Path, modalities: list[str], meth
 
     models = ModelSet(experts={m: expert_at(experts_dir / f"{m}_expert") for m in modalities}, classes=classes)
     for method in methods:
-        head, info = load_head(fusion_dir / method, device)
+        head, info = load_fusion_head(fusion_dir / method, device)
         if info["classes"] != classes:
             raise PipelineError(f"{fusion_dir / method} was trained on {info['classes']}, the shards' taxonomy is "
                                 f"{classes}; rerun the fusion stages (dvc repro)")
