@@ -277,6 +277,7 @@ CHANGES = {  # one param per step -> the stages that must rerun
     "shard.seed": ("shard", 8),
     "vision_expert.head_hidden": ("vision_expert", 255),
     "fusion.gated.temperature": ("fusion@gated", 0.9),
+    "evaluate.bootstrap": ("evaluate", 500),
 }
 
 
