@@ -41,15 +41,23 @@ from Step_6.summary import summary_lines
 from Step_6.thresholds import choose_operating_points
 
 
-def load_logits(embeddings: Path, fusion_dir: Path, modalities: list[str], methods: list[str], splits: list[str],
-                shard_ids: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {split: logits (N, C)}} with rows in shard-id order, checked against the shards."""
-    logits: dict[str, dict[str, np.ndarray]] = {}
+def load_expert_embeddings(embeddings: Path, modalities: list[str], splits: list[str],
+                           shard_ids: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
+    """{modality: {split: cached embeddings}}, each checked to hold exactly the split's shard ids (sorted)."""
+    out: dict[str, dict[str, dict]] = {}
     for m in modalities:
         for split in splits:
             data = load_embeddings(embeddings / m / f"{split}.safetensors")
             check_same_ids(f"split '{split}': the {m} embeddings", data["ids"], shard_ids[split], "the shards")
-            logits.setdefault(f"{m}_expert", {})[split] = data["logits"].float().numpy()
+            out.setdefault(m, {})[split] = data
+    return out
+
+
+def load_logits(experts: dict[str, dict[str, dict]], fusion_dir: Path, methods: list[str], splits: list[str],
+                shard_ids: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {split: logits (N, C)}} with rows in shard-id order: the experts' from their embeddings, the
+    fusions' from their saved predictions (checked against the shards)."""
+    logits = {f"{m}_expert": {s: d["logits"].float().numpy() for s, d in per.items()} for m, per in experts.items()}
     for method in methods:
         predictions = load_predictions(fusion_dir / method / "predictions.safetensors")
         for split in splits:
@@ -169,14 +177,15 @@ def confident_mistakes(probs: np.ndarray, labels: np.ndarray, ids: list[str], sa
     return rows
 
 
-def fusion_gates(models, embeddings: Path, splits: list[str], device: str) -> tuple[str | None, dict[str, np.ndarray]]:
-    """Gate weights of the first gated fusion model on the cached embeddings, per split."""
+def fusion_gates(models, experts: dict[str, dict[str, dict]], splits: list[str],
+                 device: str) -> tuple[str | None, dict[str, np.ndarray]]:
+    """Gate weights of the first gated fusion model on the experts' cached embeddings, per split."""
     gated = next((f for f in models.fusions.values() if hasattr(f.head, "gates")), None)
     if gated is None:
         return None, {}
     out = {}
     for split in splits:
-        data = {m: load_embeddings(embeddings / m / f"{split}.safetensors") for m in gated.info["modalities"]}
+        data = {m: experts[m][split] for m in gated.info["modalities"]}
         mask = torch.stack([data[m]["present"] for m in gated.info["modalities"]], dim=1).to(device)
         out[split] = gate_weights(gated, {m: d["features"].to(device) for m, d in data.items()}, mask).numpy()
     return f"fusion_{gated.method}", out
@@ -212,7 +221,8 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
     if "val" not in splits:
         raise PipelineError("the shards hold no val memes: calibration and operating points are fitted on val; "
                             "give shard.fractions a val share")
-    logits = load_logits(Path(args.embeddings), Path(args.fusion_models), modalities, methods, splits, ids)
+    experts = load_expert_embeddings(Path(args.embeddings), modalities, splits, ids)
+    logits = load_logits(experts, Path(args.fusion_models), methods, splits, ids)
     labels = {s: np.array([int(samples[s][i]["meta"]["label"]) for i in ids[s]]) for s in splits}
     keep = {s: labels[s] >= 0 for s in splits}
     y = {s: (labels[s][keep[s]] == positive).astype(int) for s in splits}
@@ -245,7 +255,7 @@ def evaluate(cfg: EvaluateConfig, args) -> dict:
 
     device = pick_device(cfg.device)
     models = load_models(Path(args.experts), Path(args.fusion_models), modalities, methods, classes, device)
-    gated_name, gates = fusion_gates(models, Path(args.embeddings), splits, device)
+    gated_name, gates = fusion_gates(models, experts, splits, device)
     gated_modalities = models.fusions[gated_name.removeprefix("fusion_")].info["modalities"] if gated_name else []
     report["gates_model"] = gated_name
     report["gates_by_slice"] = gates_by_slice(gates, values, gated_modalities) if gates else {}

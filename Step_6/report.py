@@ -18,7 +18,7 @@ from core.errors import PipelineError, run_cli
 from core.files import atomic_write_text, read_json
 from Step_3.reader import IMAGE_KEYS, ShardReader
 from Step_6 import figures
-from Step_6.summary import summary_lines
+from Step_6.summary import fmt, summary_lines
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
 SLICE_FAMILIES = ["content", "intent", "agreement", "caption_length"]
@@ -41,8 +41,8 @@ def table(header: list[str], rows: list[list], name_columns: int = 1) -> str:
 
 
 def num(value, spec: str = ".3f") -> str:
-    """A number formatted, or an en dash for a figure that does not exist (e.g. AUROC of a one-class slice)."""
-    return "–" if value is None else format(value, spec)
+    """A number formatted, or an en dash in the page's tables."""
+    return fmt(value, spec, missing="–")
 
 
 def ci(value, interval, spec: str = ".3f") -> str:

@@ -24,6 +24,7 @@ from core.progress import progress
 from Step_2.cache import OcrCache
 from Step_2.engine import OcrSettings, engine_version, read_texts
 from Step_3.reader import IMAGE_KEYS, ShardReader
+from Step_4.engine import to_device
 from Step_4.feature_cache import FeatureCache, fingerprint
 from Step_4.inputs import expert_inputs
 from Step_4.metrics import classification_metrics
@@ -125,31 +126,34 @@ class Suite:
 
     # -- features and scores --------------------------------------------------------------------------
     @torch.no_grad()
-    def features(self, expert, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features (N, D), present (N,)) through the expert's own inference inputs; cached by content."""
-        cache = self.feature_caches.get(id(expert))
-        raws = [{"png": it.image, "txt": it.text.encode("utf-8")} for it in items]
-        keys = [expert.encoder.content_key(r) for r in raws] if cache is not None else None
-        todo = [i for i, k in enumerate(keys) if k not in cache] if cache is not None else list(range(len(items)))
-        if cache is not None:
-            todo = list({keys[i]: i for i in todo}.values())
+    def encode(self, expert, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, D), present (N,)) of the items through the expert's own inference inputs, in batches."""
         transform, collate = expert_inputs({expert.modality: expert.encoder}, train=False,
                                            meta={"tabular": self.schema})
-        fresh_f, fresh_p = [], []
-        for start in range(0, len(todo), self.cfg.batch_size):
-            chunk = [items[i] for i in todo[start:start + self.cfg.batch_size]]
-            samples = [{"id": it.id, "image": Image.open(io.BytesIO(it.image)).convert("RGB") if expert.modality == "vision"
-                        else None, "text": it.text, "meta": {"label": -1, "tabular": it.meta.get("tabular") or {}}}
-                       for it in chunk]
-            batch = collate([transform(s) for s in samples])
-            batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-            fresh_f.append(expert.forward_features(batch).float().cpu())
-            fresh_p.append(batch[f"{expert.modality}_present"].bool().cpu())
-        self.counts["features_encoded"][expert.modality] += len(todo)
+        features, present = [], []
+        for start in range(0, len(items), self.cfg.batch_size):
+            samples = [{"id": it.id, "text": it.text, "meta": {"label": -1, "tabular": it.meta.get("tabular") or {}},
+                        "image": Image.open(io.BytesIO(it.image)).convert("RGB") if expert.modality == "vision"
+                        else None} for it in items[start:start + self.cfg.batch_size]]
+            batch = to_device(collate([transform(s) for s in samples]), self.device)
+            features.append(expert.forward_features(batch).float().cpu())
+            present.append(batch[f"{expert.modality}_present"].bool().cpu())
+        self.counts["features_encoded"][expert.modality] += len(items)
+        return torch.cat(features), torch.cat(present)
+
+    def features(self, expert, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features (N, D), present (N,)): from the expert's feature cache by content, encoding only what it
+        lacks (each content once); experts without a content key are encoded every time."""
+        cache = self.feature_caches.get(id(expert))
         if cache is None:
-            return (torch.cat(fresh_f) if fresh_f else torch.zeros(0)), torch.cat(fresh_p) if fresh_p else torch.zeros(0)
-        if todo:
-            cache.add([keys[i] for i in todo], torch.cat(fresh_f), torch.cat(fresh_p))
+            return self.encode(expert, items)
+        keys = [expert.encoder.content_key({"png": it.image, "txt": it.text.encode("utf-8")}) for it in items]
+        missing: dict[str, Item] = {}
+        for item, key in zip(items, keys):
+            if key not in cache:
+                missing.setdefault(key, item)
+        if missing:
+            cache.add(list(missing), *self.encode(expert, list(missing.values())))
         return cache.get(keys)
 
     @torch.no_grad()

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 
-def fmt(value, spec: str = ".3f") -> str:
-    return "n/a" if value is None else format(value, spec)
+def fmt(value, spec: str = ".3f", missing: str = "n/a") -> str:
+    """A number formatted, or `missing` for a figure that does not exist (e.g. AUROC of a one-class slice)."""
+    return missing if value is None else format(value, spec)
 
 
 def summary_lines(report: dict) -> list[str]:
