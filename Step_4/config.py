@@ -67,6 +67,23 @@ class ShardExpertConfig:
 
 
 @dataclass
+class DactConfig:
+    """Adaptive depth (Step_4.dact): units after every layer, and how inference stops."""
+
+    lam: float = field(default=0.006, metadata={"key": "lambda"})  # depth penalty: loss = NLL + λ · Σ_n p_n
+    lr: float = 3e-4  # learning rate of the units (the backbone, when fine-tuned, and the baselines use train.lr)
+    halting: Literal["sample", "batch", "none"] = "sample"  # inference: each meme stops / the batch stops / all layers
+    unit_hidden: int = 128  # width of the projection each unit reads the pooled state through
+    shared_projection: bool = False  # one projection for every layer instead of one per layer
+    truncation_baselines: bool = True  # also train heads on the first k layers, k = 1..N, for the depth curve
+
+    def __post_init__(self) -> None:
+        check(self.lam >= 0, f"lambda must be >= 0, got {self.lam}")
+        check(self.unit_hidden >= 1, "unit_hidden must be >= 1")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
 class TextExpertConfig(ShardExpertConfig):
     model: str = "bundled:all-minilm-l6-v2"  # 'bundled:<name>', a local folder, or a hub id
     pooling: Literal["mean", "cls"] = "mean"
@@ -75,6 +92,8 @@ class TextExpertConfig(ShardExpertConfig):
     layer_path: str = "auto"  # dotted path of the model's layer list (e.g. encoder.layer); auto: found by size
     projection: bool = False  # CLIP / SigLIP text tower: its projected, L2-normalised embedding as the feature
     embed_batch_size: int = 128
+    adaptive: Literal["none", "dact"] = "none"  # dact: halt per meme after the layer that settles its answer
+    dact: DactConfig = field(default_factory=DactConfig)
 
     @property
     def trainable(self) -> int:
@@ -83,6 +102,8 @@ class TextExpertConfig(ShardExpertConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}")
+        check(not (self.adaptive == "dact" and self.projection), "adaptive: dact runs a BERT-style encoder layer by "
+              "layer; it does not combine with projection (CLIP / SigLIP towers)")
 
 
 @dataclass

@@ -1,13 +1,16 @@
 """Adaptive depth for the text expert: DACT (Differentiable Adaptive Computation Time, arXiv 2109.11745).
 
-After every transformer layer n a unit reads the mean-pooled hidden state and gives class probabilities
-y_n and a continue probability h_n. With p_0 = 1 and p_n = p_{n-1} h_n (the mass not yet assigned),
+After every transformer layer n a unit reads the mean-pooled hidden state through a small projection and
+gives class probabilities y_n and a continue probability h_n. With p_0 = 1 and p_n = p_{n-1} h_n (the mass
+not yet assigned),
 
     a_n = a_{n-1} + p_{n-1} (1 - h_n) y_n,     h_N = 0 at the last layer, so a_N sums to 1.
 
 The remaining layers can add at most p_n to any class, so once the top class of a_n leads every other by
 at least p_n the answer cannot change and that meme stops: its later layers are never computed (the
-batch shrinks). Training minimises NLL(a_N) + λ Σ_n p_n (the expected number of layers beyond the first).
+batch shrinks). Training minimises NLL(a_N) + λ Σ_n p_n: Σ_n p_n is the expected number of layers run
+beyond the first, so λ trades accuracy for depth. The pooled states are accumulated with the same
+weights; that accumulation is the text feature fusion reads.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import torch
 from torch import nn
 
 from core.errors import PipelineError
+
+HALTING = ("none", "sample", "batch")
 
 
 def accumulate(a: torch.Tensor, p: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,22 +37,30 @@ def settled(a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class DactOutput:
-    probs: torch.Tensor  # (B, C) accumulated class probabilities a
+    probs: torch.Tensor  # (B, C) accumulated class probabilities a, normalised
     features: torch.Tensor  # (B, D) the same accumulation over pooled hidden states: the text feature
     layers_used: torch.Tensor  # (B,) layers computed per meme
     ponder: torch.Tensor  # (B,) sum of p_n over the layers run: the depth penalty
+    states: torch.Tensor | None = None  # (B, N, D) every layer's pooled state, when asked for (no halting)
 
 
 class DactUnits(nn.Module):
-    """Per-layer intermediate classifier and continue-probability head over the pooled hidden state."""
+    """Per layer: projection (shared or own) → intermediate classifier and continue-probability head."""
 
-    def __init__(self, *, hidden: int, n_layers: int, n_classes: int, lam: float = 0.01):
+    def __init__(self, *, hidden: int, n_layers: int, n_classes: int, lam: float = 0.05, unit_hidden: int = 128,
+                 shared_projection: bool = False, dropout: float = 0.1):
         super().__init__()
         if lam < 0:
             raise ValueError(f"lambda must be >= 0, got {lam}")
-        self.n_layers = n_layers
-        self.classifiers = nn.ModuleList(nn.Linear(hidden, n_classes) for _ in range(n_layers))
-        self.halting = nn.ModuleList(nn.Linear(hidden, 1) for _ in range(n_layers))
+        self.n_layers, self.n_classes = n_layers, n_classes
+
+        def projection() -> nn.Module:
+            return nn.Sequential(nn.Linear(hidden, unit_hidden), nn.GELU(), nn.Dropout(dropout))
+
+        self.projections = nn.ModuleList([projection()] if shared_projection else
+                                         [projection() for _ in range(n_layers)])
+        self.classifiers = nn.ModuleList(nn.Linear(unit_hidden, n_classes) for _ in range(n_layers))
+        self.halting = nn.ModuleList(nn.Linear(unit_hidden, 1) for _ in range(n_layers))
         # the lambda a model was trained with travels in its state, so a saved expert keeps it
         self.register_buffer("trained_lambda", torch.tensor(float(lam)))
 
@@ -58,9 +71,43 @@ class DactUnits(nn.Module):
 
     def step(self, n: int, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y_n (B, C), h_n (B,)); the last layer never continues."""
-        y = torch.softmax(self.classifiers[n](pooled), dim=-1)
-        h = torch.sigmoid(self.halting[n](pooled)).squeeze(-1)
+        z = self.projections[n if len(self.projections) > 1 else 0](pooled)
+        y = torch.softmax(self.classifiers[n](z), dim=-1)
+        h = torch.sigmoid(self.halting[n](z)).squeeze(-1)
         return y, (torch.zeros_like(h) if n == self.n_layers - 1 else h)
+
+
+class Accumulation:
+    """The running sums of one batch; rows leave `active` as they halt."""
+
+    def __init__(self, batch: int, n_classes: int, dim: int, like: torch.Tensor):
+        self.a = like.new_zeros(batch, n_classes)
+        self.features = like.new_zeros(batch, dim)
+        self.p = like.new_ones(batch)
+        self.ponder = like.new_zeros(batch)
+        self.used = torch.zeros(batch, dtype=torch.long, device=like.device)
+        self.active = torch.arange(batch, device=like.device)
+
+    def add(self, y: torch.Tensor, h: torch.Tensor, pooled: torch.Tensor) -> None:
+        """One layer's outputs for the active rows."""
+        rows = self.active
+        weight = (self.p[rows] * (1 - h)).unsqueeze(-1)
+        self.a = self.a.index_add(0, rows, weight * y)
+        self.features = self.features.index_add(0, rows, weight * pooled)
+        self.p = self.p.index_put((rows,), self.p[rows] * h)
+        self.used = self.used.index_add(0, rows, torch.ones_like(rows))
+        self.ponder = self.ponder.index_add(0, rows, self.p[rows])
+
+    def halted(self, halting: str) -> torch.Tensor:
+        """(active,) True for the active rows that stop now."""
+        done = settled(self.a[self.active], self.p[self.active])
+        return done.all().expand_as(done) if halting == "batch" else done
+
+    def output(self, states: torch.Tensor | None = None) -> DactOutput:
+        # halted memes keep mass p: the bound guarantees it cannot change their answer; normalise for output
+        total = self.a.sum(-1, keepdim=True).clamp(min=1e-12)
+        return DactOutput(probs=self.a / total, features=self.features / total, layers_used=self.used,
+                          ponder=self.ponder, states=states)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -68,61 +115,90 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
 
 
-class DactText(nn.Module):
-    """A BERT-style Hugging Face encoder (embeddings + a list of layers taking `attention_mask`) run layer by
-    layer with DACT units; `halting`: 'sample' (each meme stops on its own), 'batch' (the batch stops when
-    every meme may) or 'none' (all layers, for training and full-depth baselines)."""
+def check_halting(halting: str) -> None:
+    if halting not in HALTING:
+        raise ValueError(f"halting must be one of {HALTING}, got {halting!r}")
 
-    def __init__(self, backbone: nn.Module, layers: nn.ModuleList, *, n_classes: int, lam: float = 0.01):
+
+def dact_forward(backbone: nn.Module, layers, units: DactUnits, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor, *, halting: str = "none", max_layers: int | None = None,
+                 keep_states: bool = False) -> DactOutput:
+    """Run a BERT-style encoder (backbone.embeddings, then `layers` taking `attention_mask`) layer by layer with
+    DACT units. halting: 'sample' (each meme stops on its own), 'batch' (the batch stops when every meme may),
+    'none' (all layers: training and full-depth baselines). max_layers truncates the run (the last layer run
+    takes all remaining mass). keep_states returns every layer's pooled state (needs halting 'none')."""
+    check_halting(halting)
+    if keep_states and halting != "none":
+        raise ValueError("keep_states needs halting='none'")
+    n_layers = min(max_layers or len(layers), len(layers))
+    hidden = backbone.embeddings(input_ids=input_ids)  # (B, L, D)
+    mask = attention_mask.bool()
+    run = Accumulation(len(input_ids), units.n_classes, hidden.shape[-1], hidden)
+    states = []
+    for n in range(n_layers):
+        hidden = layers[n](hidden, attention_mask=mask[:, None, None, :])
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        pooled = mean_pool(hidden, mask)
+        if keep_states:
+            states.append(pooled)
+        y, h = units.step(n, pooled)
+        if n == n_layers - 1:
+            h = torch.zeros_like(h)  # a truncated run assigns all remaining mass to its last layer
+        run.add(y, h, pooled)
+        if halting == "none" or n == n_layers - 1:
+            continue
+        done = run.halted(halting)
+        if done.any():
+            keep = ~done
+            run.active, hidden, mask = run.active[keep], hidden[keep], mask[keep]
+            if not len(run.active):
+                break
+    return run.output(torch.stack(states, dim=1) if keep_states else None)
+
+
+def dact_over_states(units: DactUnits, states: torch.Tensor, halting: str = "none") -> DactOutput:
+    """The same accumulation over precomputed pooled states (B, N, D) of a frozen encoder: trains the units
+    without running the encoder, and gives the answers and depths that `dact_forward` would."""
+    check_halting(halting)
+    run = Accumulation(len(states), units.n_classes, states.shape[-1], states)
+    n_layers = states.shape[1]
+    for n in range(n_layers):
+        pooled = states[run.active, n]
+        run.add(*units.step(n, pooled), pooled)
+        if halting == "none" or n == n_layers - 1:
+            continue
+        done = run.halted(halting)
+        run.active = run.active[~done]
+        if not len(run.active):
+            break
+    return run.output()
+
+
+def dact_loss(units: DactUnits, out: DactOutput, labels: torch.Tensor,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """NLL of the accumulated probabilities + λ Σ_n p_n (mean over the batch)."""
+    nll = nn.functional.nll_loss(out.probs.clamp(min=1e-12).log(), labels, weight=weight)
+    return nll + units.lam * out.ponder.mean()
+
+
+class DactText(nn.Module):
+    """A BERT-style Hugging Face encoder with DACT units (the layers are the backbone's own, not registered
+    twice)."""
+
+    def __init__(self, backbone: nn.Module, layers, *, n_classes: int, lam: float = 0.05, unit_hidden: int = 128,
+                 shared_projection: bool = False):
         super().__init__()
         if not hasattr(backbone, "embeddings"):
             raise PipelineError(f"DACT needs a BERT-style encoder with .embeddings; {type(backbone).__name__} has none")
-        self.backbone, self.layers = backbone, layers
-        self.units = DactUnits(hidden=int(backbone.config.hidden_size), n_layers=len(layers), n_classes=n_classes,
-                               lam=lam)
+        self.backbone, self._layers = backbone, tuple(layers)
+        self.units = DactUnits(hidden=int(backbone.config.hidden_size), n_layers=len(self._layers),
+                               n_classes=n_classes, lam=lam, unit_hidden=unit_hidden,
+                               shared_projection=shared_projection)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, halting: str = "none",
-                max_layers: int | None = None) -> DactOutput:
-        if halting not in ("none", "sample", "batch"):
-            raise ValueError(f"halting must be none, sample or batch, got {halting!r}")
-        n_layers = min(max_layers or len(self.layers), len(self.layers))
-        batch = len(input_ids)
-        hidden = self.backbone.embeddings(input_ids=input_ids)  # (B, L, D)
-        mask = attention_mask.bool()
-        a = hidden.new_zeros(batch, self.units.classifiers[0].out_features)
-        feats = hidden.new_zeros(batch, hidden.shape[-1])
-        p = hidden.new_ones(batch)
-        used = torch.zeros(batch, dtype=torch.long, device=hidden.device)
-        ponder = hidden.new_zeros(batch)
-        active = torch.arange(batch, device=hidden.device)  # rows of the batch still running
-        for n in range(n_layers):
-            hidden = self.layers[n](hidden, attention_mask=mask[:, None, None, :])
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
-            pooled = mean_pool(hidden, mask)
-            y, h = self.units.step(n, pooled)
-            if n == n_layers - 1:
-                h = torch.zeros_like(h)  # a truncated run assigns all remaining mass to its last layer
-            weight = p[active] * (1 - h)
-            a = a.index_add(0, active, weight.unsqueeze(-1) * y)
-            feats = feats.index_add(0, active, weight.unsqueeze(-1) * pooled)
-            p = p.index_put((active,), p[active] * h)
-            used = used.index_add(0, active, torch.ones_like(active))
-            ponder = ponder.index_add(0, active, p[active])
-            if halting == "none" or n == n_layers - 1:
-                continue
-            done = settled(a[active], p[active])
-            if halting == "batch":
-                done = done.all().expand_as(done)
-            if done.any():
-                keep = ~done
-                active, hidden, mask = active[keep], hidden[keep], mask[keep]
-                if not len(active):
-                    break
-        # stopped memes keep mass p: the bound guarantees it cannot change their answer; normalise for output
-        total = a.sum(-1, keepdim=True).clamp(min=1e-12)
-        return DactOutput(probs=a / total, features=feats / total, layers_used=used, ponder=ponder)
+                max_layers: int | None = None, keep_states: bool = False) -> DactOutput:
+        return dact_forward(self.backbone, self._layers, self.units, input_ids, attention_mask, halting=halting,
+                            max_layers=max_layers, keep_states=keep_states)
 
     def loss(self, out: DactOutput, labels: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """NLL of the accumulated probabilities + λ Σ_n p_n (mean over the batch)."""
-        nll = nn.functional.nll_loss(out.probs.clamp(min=1e-12).log(), labels, weight=weight)
-        return nll + self.units.lam * out.ponder.mean()
+        return dact_loss(self.units, out, labels, weight)

@@ -1,8 +1,8 @@
 """Embedding cache: each expert's features and logits for every sample, keyed by sample id.
 
 File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
-labels (N,), true_labels (N,: -1 unknown), present (N,: the modality is there) and the ids (sorted) and
-modality in the metadata.
+labels (N,), true_labels (N,: -1 unknown), present (N,: the modality is there), for an adaptive-depth
+encoder layers_used (N,), and the ids (sorted) and modality in the metadata.
 Fusion over frozen experts reads these and never runs an encoder again.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from Step_4.engine import to_device
 def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
     """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
     expert.eval().to(device)
-    ids, feats, logits, labels, truth, present = [], [], [], [], [], []
+    ids, feats, logits, labels, truth, present, depth = [], [], [], [], [], [], []
     started, count = time.perf_counter(), 0
     for batch in progress(batches, total=total, desc=desc, unit="batch", leave=False):
         batch = to_device(batch, device)
@@ -34,6 +34,8 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
         labels.append(batch["label"].cpu())
         truth.append(batch["true_label"].cpu())
         present.append(batch[f"{expert.modality}_present"].cpu())
+        if getattr(expert.encoder, "layers_used", None) is not None:  # an encoder that halts early (DACT)
+            depth.append(expert.encoder.layers_used.cpu())
         ids += list(batch["id"])
         count += len(batch["id"])
     seconds = time.perf_counter() - started
@@ -42,6 +44,8 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
     data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],
             "labels": torch.cat(labels)[index], "true_labels": torch.cat(truth)[index],
             "present": torch.cat(present)[index].bool()}
+    if depth:
+        data["layers_used"] = torch.cat(depth)[index]
     data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
     return data
 
@@ -51,6 +55,8 @@ def save_embeddings(path: Path, data: dict, modality: str) -> None:
     tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
                "labels": data["labels"].contiguous(), "true_labels": data["true_labels"].contiguous(),
                "present": data["present"].to(torch.uint8).contiguous()}
+    if "layers_used" in data:  # layers each sample ran through (an adaptive-depth encoder)
+        tensors["layers_used"] = data["layers_used"].to(torch.int16).contiguous()
     # one metadata key: safetensors writes several in hash order, which would change the bytes run to run
     info = json.dumps({"ids": data["ids"], "modality": modality}, sort_keys=True)
     save_file(tensors, str(path), metadata={"info": info})

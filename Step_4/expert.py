@@ -38,7 +38,9 @@ class Expert(nn.Module):
             raise ValueError(f"{modality=} is not one of {modalities()}")
         self.modality = modality
         self.encoder = encoder
-        self.head = MLPHead(in_dim=encoder.out_dim, hidden=head_hidden, n_classes=n_classes, dropout=dropout)
+        make_head = getattr(encoder, "make_head", None)  # an encoder that classifies itself (DACT) brings its head
+        self.head = (make_head(n_classes) if make_head else
+                     MLPHead(in_dim=encoder.out_dim, hidden=head_hidden, n_classes=n_classes, dropout=dropout))
         self.head_config = {"hidden": head_hidden, "dropout": dropout, "n_classes": n_classes}
 
     @property
@@ -54,6 +56,11 @@ class Expert(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         features = batch["features"] if "features" in batch else self.forward_features(batch)
         return self.forward_head(features)
+
+    def auxiliary_loss(self) -> torch.Tensor | float:
+        """The encoder's extra training term for the last forward (DACT's depth penalty), else 0."""
+        extra = getattr(self.encoder, "auxiliary_loss", None)
+        return extra() if extra is not None and self.training else 0.0
 
 
 def save_expert(expert: Expert, folder: Path, *, classes: list[str], extra: dict) -> None:

@@ -123,8 +123,10 @@ def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, liv
     return {s: {**d, "logits": logits[s]} for s, d in data.items()}, result
 
 
-def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
-    """Fit the encoder's top `cfg.trainable` layer groups with the head from the shards, then cache features."""
+def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live,
+                   lr_of: dict[str, float] | None = None) -> tuple[dict, FitResult]:
+    """Fit the encoder's top `cfg.trainable` layer groups with the head from the shards, then cache features.
+    lr_of: parameter-name prefix -> its own learning rate (the rest train at t.lr)."""
     expert.encoder.freeze(cfg.trainable)
     train = shard_batches(ctx.reader, {expert.modality: expert.encoder}, "train", train=True, batch_size=t.batch_size,
                           seed=t.seed, num_workers=cfg.num_workers, device=ctx.device)
@@ -133,8 +135,22 @@ def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live
     objective = classification(t, class_counts(ctx.meta), lambda: labelled_batches(val),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} finetune")
     result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} finetune",
-                 train_batches=lambda e: labelled_batches(train), steps_per_epoch=len(train))
+                 train_batches=lambda e: labelled_batches(train), steps_per_epoch=len(train),
+                 param_groups=param_groups(expert, lr_of or {}))
     return embed_splits(expert, cfg, ctx), result
+
+
+def param_groups(model: torch.nn.Module, lr_of: dict[str, float]) -> list[dict] | None:
+    """Optimizer groups of the trainable parameters: those under a prefix in lr_of at its rate, the rest at the
+    optimizer's default; None when lr_of is empty."""
+    if not lr_of:
+        return None
+    groups: dict = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            prefix = next((k for k in lr_of if name.startswith(k)), None)
+            groups.setdefault(prefix, []).append(p)
+    return [{"params": ps, **({"lr": lr_of[k]} if k else {})} for k, ps in groups.items()]
 
 
 def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:

@@ -75,7 +75,7 @@ def headline(report: dict) -> str:
     return " | ".join(f"{s} auroc {report[s]['auroc']} ± {report[s]['auroc_std']}" for s in EVALUATED if s in report)
 
 
-QUALITY = (*EVALUATED, "vs_true_label", "ablation", "modality_removal_test_seen")
+QUALITY = (*EVALUATED, "vs_true_label", "ablation", "modality_removal_test_seen", "depth")
 
 
 def quality_and_facts(report: dict) -> tuple[dict, dict]:

@@ -157,16 +157,37 @@ class TextEncoder(nn.Module):
         self.backbone.config.save_pretrained(folder)
 
 
-def build(cfg, meta: dict) -> TextEncoder:
-    """The text expert's encoder with pretrained weights (params: text_expert)."""
-    return TextEncoder(model=cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer_path=cfg.layer_path,
-                       projection=cfg.projection)
+def build(cfg, meta: dict) -> nn.Module:
+    """The text expert's encoder with pretrained weights (params: text_expert); with adaptive: dact, wrapped with
+    DACT units (Step_4.dact_expert)."""
+    encoder = TextEncoder(model=cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer_path=cfg.layer_path,
+                          projection=cfg.projection)
+    if cfg.adaptive == "dact":
+        from Step_4.dact_expert import build_dact
+
+        return build_dact(encoder, cfg, meta)
+    return encoder
 
 
-def rebuild(config: dict, folder: Path | None) -> TextEncoder:
+def rebuild(config: dict, folder: Path | None) -> nn.Module:
     """The architecture from a saved expert: tokenizer and config from <folder>/encoder when given."""
     source = str(folder / "encoder") if folder is not None else config["model"]
     encoder = TextEncoder(model=source, pooling=config["pooling"], max_length=config["max_length"], pretrained=False,
                           layer_path=config.get("layer_path", "auto"), projection=config.get("projection", False))
     encoder.model_name = config["model"]
+    if config.get("adaptive") == "dact":
+        from Step_4.dact_expert import rebuild_dact
+
+        return rebuild_dact(encoder, config)
     return encoder
+
+
+def train(cfg, ctx):
+    """adaptive: dact has its own recipe (Step_4.dact_expert); otherwise frozen / finetune from the shards."""
+    if cfg.adaptive == "dact":
+        from Step_4.dact_expert import train_dact
+
+        return train_dact(cfg, ctx)
+    from Step_4.recipes import train_from_shards
+
+    return train_from_shards("text", cfg, ctx)

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from core.errors import run_cli
-from core.files import atomic_dir, clean_stale_temps
+from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
 from core.seed import pick_device
 from Step_3.reader import ShardReader
@@ -55,8 +55,11 @@ def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: P
                     extra={"training": summary, "tabular_schema": meta["tabular"], "text_source": meta["text_source"]})
     throughput = {"train_samples_per_s": trained.result.samples_per_s,
                   "embed_samples_per_s": trained.embed_samples_per_s}
+    extra = dict(trained.extra)
+    for file, rows in extra.pop("plots", {}).items():  # a recipe's own plot data (e.g. DACT's depth curve)
+        write_json(metrics_dir / "plots" / name / file, rows)
     report = {**summarize(trained.runs, truth_of(trained.data), meta["positive_index"], seeds),
-              "throughput": throughput, "training": summary, **trained.extra}
+              "throughput": throughput, "training": summary, **extra}
     return write_report(name, report, probs=trained.runs[0]["test_seen"],
                         labels=trained.data["test_seen"]["labels"].numpy(), classes=meta["classes"],
                         positive=meta["positive_index"], metrics_dir=metrics_dir, reports_dir=reports_dir)

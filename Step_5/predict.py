@@ -7,7 +7,8 @@ per class (temperature fitted on val); --operating-point NAME adds 'flagged', th
 threshold (chosen on val: max_f1, precision_90, recall_90).
 Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a
 header and one row per image (columns path, label, p_<class>..., calibrated_<class>..., flagged,
-gate_<modality>..., text_source, text, error).
+gate_<modality>..., layers_text when the text expert halts early (DACT), text_source, text, error).
+With a DACT text expert every result also carries "layers_used": {"text": n}.
 
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
@@ -71,6 +72,8 @@ class Predictor:
                                     f"{self.classes}; rerun the fusion stages (dvc repro) or pass --experts")
             schema = info.get("tabular_schema", schema)
         self.schema = schema
+        # experts that halt early (DACT text) report the layers each meme used
+        self.adaptive = [m for m, e in self.experts.items() if hasattr(e.encoder, "layers_used")]
         self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
                                     meta={"tabular": schema})
         self.ocr = build(OcrSettings, self.info.get("ocr_settings", {}), where="fusion.json ocr_settings")
@@ -123,9 +126,12 @@ class Predictor:
         transform, collate = self.inputs
         batch = to_device(collate([transform(s) for s in samples]), self.device)
         fused = {"mask": presence_mask(batch, self.modalities)}
+        layers = {}
         for m, expert in self.experts.items():
             fused[m] = expert.forward_features(batch)
             fused[f"{m}_logits"] = expert.forward_head(fused[m])
+            if m in self.adaptive:
+                layers[m] = expert.encoder.layers_used.tolist()
         logits = self.model(fused).float().cpu()
         probs = torch.softmax(logits, dim=-1)
         calibrated = torch.softmax(logits / self.temperature + self.bias, dim=-1) if self.temperature else None
@@ -143,6 +149,8 @@ class Predictor:
                 result["flagged"] = bool(calibrated[i, positive] >= self.threshold)
             if gates is not None:
                 result["gates"] = {m: round(w, 5) for m, w in zip(self.modalities, gates[i].tolist())}
+            if layers:
+                result["layers_used"] = {m: used[i] for m, used in layers.items()}
             results.append(result)
         return results
 
@@ -189,13 +197,15 @@ def predict_paths(model_dir: str | Path, paths: list[str], text: str | None = No
     return list(Predictor(model_dir, experts_dir, device).predict_many(expand_paths(paths), text, tabular))
 
 
-def csv_row(result: dict, classes: list[str], modalities: list[str]) -> dict:
-    """One flat CSV row from a result dict (empty cells where a field does not apply)."""
+def csv_row(result: dict, classes: list[str], modalities: list[str], adaptive: list[str] = ()) -> dict:
+    """One flat CSV row from a result dict (empty cells where a field does not apply); adaptive: the modalities
+    whose expert reports the layers it used."""
     row = {"path": result["path"], "label": result.get("label", "")}
     row.update({f"p_{c}": result.get("probabilities", {}).get(c, "") for c in classes})
     row.update({f"calibrated_{c}": result.get("calibrated", {}).get(c, "") for c in classes})
     row["flagged"] = result.get("flagged", "")
     row.update({f"gate_{m}": result.get("gates", {}).get(m, "") for m in modalities})
+    row.update({f"layers_{m}": result.get("layers_used", {}).get(m, "") for m in adaptive})
     row.update(text_source=result.get("text_source", ""), text=result.get("text", ""), error=result.get("error", ""))
     return row
 
@@ -209,7 +219,7 @@ def write_results(results, predictor: Predictor, fmt: str, out=None) -> bool:
         if fmt == "jsonl":
             print(json.dumps(result, ensure_ascii=False), file=out, flush=True)
             continue
-        row = csv_row(result, predictor.classes, predictor.modalities)
+        row = csv_row(result, predictor.classes, predictor.modalities, predictor.adaptive)
         if writer is None:
             writer = csv.DictWriter(out, fieldnames=list(row), lineterminator="\n")
             writer.writeheader()

@@ -230,6 +230,53 @@ def bench_fusion(data: dict, results: dict) -> None:
     results["throughput"]["fusion_epoch_reencode_samples_per_s"] = len(cached["label"]) / t_encode
 
 
+def bench_dact(data: dict, results: dict) -> None:
+    """Text inference at the default λ: DACT halting per meme vs the full-depth text encoder, batch 1 and 64, over
+    the default data's test_seen texts (needs data/shards from `make run`). The units are trained here as the
+    text stage trains them (frozen backbone, the first seed); times cover the encoder forward of tokenised
+    batches (tokenising costs the same either way)."""
+    import dataclasses
+
+    from core.params import section
+    from Step_4.config import TextExpertConfig
+    from Step_4.dact_expert import train_dact
+    from Step_4.recipes import ExpertContext
+
+    shards = ROOT / "data" / "shards"
+    if not (shards / "meta.json").is_file():
+        results["dact"] = {"skipped": "no data/shards: run `make run` first"}
+        return
+    cfg = section(TextExpertConfig, "text_expert", ROOT / "params.yaml")
+    cfg = dataclasses.replace(cfg, adaptive="dact", device="cpu", train=cfg.train.for_seed(cfg.train.seeds[0]),
+                              dact=dataclasses.replace(cfg.dact, truncation_baselines=False))
+    ctx = ExpertContext(reader=ShardReader(shards), device="cpu", feature_cache=data["work"] / "dact_states")
+    encoder = train_dact(cfg, ctx).expert.encoder.eval()
+    texts = [raw["txt"].decode() for raw in ctx.reader.samples("test_seen", raw=True)]
+    singles = [encoder.text.tokenize([t]) for t in texts[:300]]
+    batches = [encoder.text.tokenize(texts[i:i + 64]) for i in range(0, len(texts), 64)]
+
+    def full(batch):
+        return encoder.text(batch["input_ids"], batch["attention_mask"])
+
+    def adaptive(batch):
+        return encoder.run(batch, halting="sample")
+
+    def seconds(fn, inputs, repeats=3):
+        with torch.inference_mode():
+            fn(inputs[0])  # warm-up
+            return min(_timed(lambda: [fn(b) for b in inputs])[1] for _ in range(repeats))
+
+    with torch.inference_mode():
+        layers = torch.cat([adaptive(b).layers_used for b in batches]).float().mean().item()
+    for name, inputs in (("batch1", singles), ("batch64", batches)):
+        t_full, t_dact = seconds(full, inputs), seconds(adaptive, inputs)
+        count = sum(len(b["input_ids"]) for b in inputs)
+        results["ratios"][f"dact_speedup_{name}"] = round(t_full / t_dact, 2)
+        results["throughput"][f"text_full_depth_{name}_texts_per_s"] = count / t_full
+        results["throughput"][f"text_dact_{name}_texts_per_s"] = count / t_dact
+    results["dact"] = {"lambda": cfg.dact.lam, "avg_layers_test_seen": round(layers, 2), "layers": encoder.n_layers}
+
+
 def _shard_subset(data: dict, out: Path, keep: list[int]) -> ShardReader:
     """Shards (and a meta.json) of the rows at `keep`, for the incremental-embedding case."""
     from Step_3.shard import shard_pattern

@@ -7,6 +7,8 @@ On a generated dataset of --count memes (in a scratch folder), one run measures:
   embed_cache  text + vision features: a full run vs adding 1 % new memes to a cached dataset (target: the
            increment costs <= 5 % of the full run, i.e. a ratio >= 20)
   experts  text / vision embedding and head-training throughput on the detected device
+  dact     text inference with adaptive depth (DACT, default λ) vs full depth at batch 1 and 64, on the
+           default data's test_seen texts (needs data/shards; targets 1.5x and 1.3x)
   dvc      no-op `dvc repro` seconds and the stages each one-param change reruns (needs the built
            default pipeline in the repository; skipped otherwise)
   repro    (only with --only repro) the full default `dvc repro` from scratch, seconds per stage
@@ -26,7 +28,7 @@ from bench import cases
 TARGETS = {
     "ocr_parallel_speedup": 1.7, "ocr_cache_speedup": 50.0, "reader_vs_tar_bytes": 0.8,
     "reader_vs_tar_decoded": 0.8, "fusion_cached_speedup": 20.0,
-    "embed_cache_add_1pct_speedup": 20.0,
+    "embed_cache_add_1pct_speedup": 20.0, "dact_speedup_batch1": 1.5, "dact_speedup_batch64": 1.3,
 }
 
 
@@ -46,6 +48,12 @@ def format_rows(results: dict) -> str:
         lines.append(f"{key:<34} {value:>11.2f}x  {('>= ' + str(target)) if target else '':>8}  {status}")
     for key, value in results["throughput"].items():
         lines.append(f"{key:<34} {value:>12.1f}  {'':>8}  samples/s")
+    dact = results.get("dact", {})
+    if "skipped" in dact:
+        lines.append(f"dact: skipped ({dact['skipped']})")
+    elif dact:
+        lines.append(f"{'dact layers used (test_seen)':<34} {dact['avg_layers_test_seen']:>12.2f}  of {dact['layers']}, "
+                     f"lambda {dact['lambda']}")
     dvc = results.get("dvc", {})
     if "skipped" in dvc:
         lines.append(f"dvc: skipped ({dvc['skipped']})")
@@ -67,14 +75,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600, help="memes in the generated benchmark dataset")
     parser.add_argument("--work", default="bench/results/work", help="scratch folder (replaced)")
     parser.add_argument("--out", default="bench/results/latest.json")
-    parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "embed_cache", "experts", "dvc", "repro"],
+    parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "embed_cache", "experts", "dact", "dvc", "repro"],
                         help="run only these sections; 'repro' (the full default pipeline from scratch, ~12 min on "
                              "2 cores) runs only when named")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(args.work)
     results: dict = {"machine": machine(), "count": args.count, "ratios": {}, "throughput": {}, "seconds": {}}
-    sections = args.only or ["ocr", "shards", "fusion", "embed_cache", "experts", "dvc"]
+    sections = args.only or ["ocr", "shards", "fusion", "embed_cache", "experts", "dact", "dvc"]
     data = cases.build_dataset(work, args.count)
     for name in sections:
         t0 = time.perf_counter()

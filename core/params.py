@@ -58,7 +58,8 @@ def build(cls: type[T], data: Any, where: str) -> T:
     """Recursively build a dataclass from a mapping, checking key names and value types."""
     if not isinstance(data, dict):
         raise PipelineError(f"params '{where}': expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # a field may be spelled otherwise in YAML (metadata {"key": ...}), e.g. 'lambda', a Python keyword
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -72,7 +73,7 @@ def build(cls: type[T], data: Any, where: str) -> T:
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise PipelineError(f"params '{where}': required key '{name}' is missing")
             continue
-        kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}")
+        kwargs[field.name] = _convert(hints[field.name], data[name], f"{where}.{name}")
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:

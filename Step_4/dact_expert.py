@@ -1,0 +1,336 @@
+"""The text expert with adaptive depth (`text_expert.adaptive: dact`).
+
+`DactTextEncoder` wraps the text encoder's backbone with DACT units (Step_4.dact). Its feature is the
+accumulated pooled state followed by the log of the accumulated class probabilities; the expert's head
+(`DactHead`) reads those last columns, so the expert's answer is the DACT answer wherever features travel
+(embeddings, fusion, predict). In eval mode it halts (`dact.halting`) and records the layers each meme used.
+
+Training (`train_dact`), once per seed:
+- frozen (default): every layer's pooled state is computed once (cached by text content in the feature
+  cache) and only the units train on those states;
+- finetune: the top `trainable_layers` layers train with the units from the shards.
+Then the depth curve of the same run: the DACT point (macro-F1 / AUROC against layers used), the same units
+forced to full depth, and when `dact.truncation_baselines` a head trained on the first k layers' pooled
+state for every k.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.errors import PipelineError
+from core.progress import progress
+from core.seed import seed_everything
+from Step_3.splits import EVALUATED
+from Step_4.config import DactConfig, TextExpertConfig, TrainConfig
+from Step_4.dact import DactOutput, DactUnits, dact_forward, dact_over_states
+from Step_4.embeddings import tensor_batches
+from Step_4.engine import FitResult, classification, fit, labelled_only, to_device
+from Step_4.expert import Expert, MLPHead
+from Step_4.feature_cache import FeatureCache, fingerprint
+from Step_4.inputs import shard_batches
+from Step_4.metrics import classification_metrics
+from Step_4.text_encoder import TextEncoder, find_layers
+
+LOG_FLOOR = 1e-6  # probabilities below this are clipped before the log (features stay finite)
+
+
+class DactHead(nn.Module):
+    """The expert's head: the log-probabilities DACT put at the end of the feature (no weights)."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.n_classes = n_classes
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features[:, -self.n_classes:]
+
+
+class DactTextEncoder(nn.Module):
+    """Tokenised text (B, L) → [accumulated pooled state (B, D), log accumulated probabilities (B, C)]."""
+
+    reads_images = False
+
+    def __init__(self, text: TextEncoder, *, n_classes: int, cfg: DactConfig):
+        super().__init__()
+        if text.family or not hasattr(text.backbone, "embeddings"):
+            raise PipelineError(f"text_expert.adaptive: dact needs a BERT-style encoder (embeddings + a list of "
+                                f"layers); {text.model_name!r} is not one")
+        self.text = text
+        self.layers = tuple(find_layers(text.backbone, text.layer_path))  # the backbone's own, not registered twice
+        self.units = DactUnits(hidden=text.out_dim, n_layers=len(self.layers), n_classes=n_classes, lam=cfg.lam,
+                               unit_hidden=cfg.unit_hidden, shared_projection=cfg.shared_projection)
+        self.halting = cfg.halting
+        self.settings = {"lambda": cfg.lam, "halting": cfg.halting, "unit_hidden": cfg.unit_hidden,
+                         "shared_projection": cfg.shared_projection, "n_classes": n_classes}
+        self.n_classes, self.pooled_dim = n_classes, text.out_dim
+        self.out_dim = text.out_dim + n_classes
+        self.last: DactOutput | None = None
+        self.layers_used: torch.Tensor | None = None  # (B,) of the last batch
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def tokenizer(self):
+        return self.text.tokenizer
+
+    def inputs(self, *, train: bool, meta: dict):
+        return self.text.inputs(train=train, meta=meta)
+
+    content_key = staticmethod(TextEncoder.content_key)
+
+    def run(self, batch: dict, *, halting: str, keep_states: bool = False, max_layers: int | None = None) -> DactOutput:
+        return dact_forward(self.text.backbone, self.layers, self.units, batch["input_ids"], batch["attention_mask"],
+                            halting=halting, keep_states=keep_states, max_layers=max_layers)
+
+    def features(self, batch: dict) -> torch.Tensor:
+        out = self.run(batch, halting="none" if self.training else self.halting)
+        self.last, self.layers_used = out, out.layers_used
+        return dact_feature(out)
+
+    def auxiliary_loss(self) -> torch.Tensor:
+        """λ · mean Σ_n p_n of the last forward (the engine adds it to the task loss)."""
+        return self.units.lam * self.last.ponder.mean()
+
+    def make_head(self, n_classes: int) -> nn.Module:
+        return DactHead(n_classes)
+
+    def freeze(self, trainable_layers: int = 0) -> None:
+        """The backbone as TextEncoder.freeze; the units always train."""
+        self.text.freeze(trainable_layers)
+        self.units.requires_grad_(True)
+
+    def to_config(self) -> dict:
+        return {**self.text.to_config(), "adaptive": "dact", "dact": self.settings}
+
+    def save_files(self, folder) -> None:
+        self.text.save_files(folder)
+
+
+def dact_feature(out: DactOutput) -> torch.Tensor:
+    return torch.cat([out.features, out.probs.clamp(min=LOG_FLOOR).log()], dim=-1)
+
+
+def build_dact(text: TextEncoder, cfg: TextExpertConfig, meta: dict) -> DactTextEncoder:
+    return DactTextEncoder(text, n_classes=len(meta["classes"]), cfg=cfg.dact)
+
+
+def rebuild_dact(text: TextEncoder, config: dict) -> DactTextEncoder:
+    """The architecture of a saved DACT expert; λ comes back with the weights (the units' trained_lambda)."""
+    d = config["dact"]
+    cfg = DactConfig(lam=d["lambda"], halting=d["halting"], unit_hidden=d["unit_hidden"],
+                     shared_projection=d["shared_projection"])
+    return DactTextEncoder(text, n_classes=d["n_classes"], cfg=cfg)
+
+
+# ---------------------------------------------------------------- training
+
+
+class UnitsOnStates(nn.Module):
+    """The units over precomputed pooled states: what trains in frozen mode (batch 'features': (B, N, D))."""
+
+    def __init__(self, units: DactUnits, halting: str):
+        super().__init__()
+        self.units, self.halting = units, halting
+        self.last: DactOutput | None = None
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        self.last = dact_over_states(self.units, batch["features"], "none" if self.training else self.halting)
+        return self.last.probs.clamp(min=LOG_FLOOR).log()
+
+    def auxiliary_loss(self) -> torch.Tensor:
+        return self.units.lam * self.last.ponder.mean()
+
+
+class Probe(nn.Module):
+    """A head on one layer's pooled state: the fixed-truncation baseline."""
+
+    def __init__(self, head: MLPHead, layer: int):
+        super().__init__()
+        self.head, self.modality = head, f"text layer {layer}"
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(batch["features"])
+
+
+def layer_states(encoder: DactTextEncoder, cfg: TextExpertConfig, ctx, cache: FeatureCache | None = None) -> dict:
+    """{split: ids, states (N, layers, D), labels, true_labels}: every layer's pooled state, id-sorted. With a cache
+    (frozen backbone) only texts not seen before run through the encoder."""
+    out = {}
+    encoder.eval().to(ctx.device)
+    for split in ctx.splits:
+        index = []  # (id, content key, label, true label)
+        for raw in ctx.reader.samples(split, raw=True):
+            meta = json.loads(raw["json"])
+            index.append((raw["__key__"], encoder.content_key(raw), int(meta["label"]), int(meta.get("true_label", -1))))
+        index.sort()
+        store = cache if cache is not None else MemoryStore()
+        key_of = {i: k for i, k, _, _ in index}
+        missing = {i for i, k, _, _ in index if k not in store}
+        if missing:
+            loader = shard_batches(ctx.reader, {"text": encoder}, split, train=False, batch_size=cfg.embed_batch_size,
+                                   num_workers=cfg.num_workers, device=ctx.device,
+                                   select=lambda raw: raw["__key__"] in missing)
+            with torch.no_grad():
+                for batch in progress(loader, total=math.ceil(len(missing) / cfg.embed_batch_size),
+                                      desc=f"text layer states {split}", unit="batch", leave=False):
+                    batch = to_device(batch, ctx.device)
+                    states = encoder.run(batch, halting="none", keep_states=True).states.float().cpu()
+                    store.add([key_of[i] for i in batch["id"]], states.flatten(1),
+                              torch.ones(len(states), dtype=torch.bool))
+        ids, keys, labels, truth = (list(c) for c in zip(*index))
+        flat, _ = store.get(keys)
+        out[split] = {"ids": ids, "states": flat.view(len(ids), encoder.n_layers, encoder.pooled_dim),
+                      "labels": torch.tensor(labels), "true_labels": torch.tensor(truth)}
+    return out
+
+
+class MemoryStore(dict):
+    """A FeatureCache look-alike held in memory (a fine-tuned backbone's states are never reused)."""
+
+    def add(self, keys, features, present) -> None:
+        self.update(zip(keys, features))
+
+    def get(self, keys):
+        return torch.stack([self[k] for k in keys]), None
+
+
+def states_cache(encoder: DactTextEncoder, ctx) -> FeatureCache | None:
+    """The feature cache of the frozen backbone's per-layer states (its own file beside the plain features)."""
+    if ctx.feature_cache is None:
+        return None
+    key = hashlib.sha256(f"per-layer-states:{fingerprint(encoder.text)}".encode()).hexdigest()[:24]
+    return FeatureCache(ctx.feature_cache, key)
+
+
+def fit_units(encoder: DactTextEncoder, states: dict, t: TrainConfig, lr: float, ctx, live) -> FitResult:
+    """Train the units at learning rate `lr` on cached states (frozen backbone); early stopping on val by
+    t.early_stop_metric."""
+    from Step_3.reader import class_counts
+
+    model = UnitsOnStates(encoder.units, encoder.halting)
+    train_set, val_set = (labelled_only({"label": states[s]["labels"], "features": states[s]["states"]})
+                          for s in ("train", "val"))
+    t = dataclasses.replace(t, lr=lr)
+    objective = classification(t, class_counts(ctx.meta), lambda: tensor_batches(val_set, 512, shuffle=False),
+                               positive=ctx.meta["positive_index"], device=ctx.device, desc="text dact units")
+    return fit(model, objective, cfg=t, device=ctx.device, live=live, desc="text dact units",
+               train_batches=lambda e: tensor_batches(train_set, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
+               steps_per_epoch=math.ceil(len(train_set["label"]) / t.batch_size))
+
+
+def train_dact(cfg: TextExpertConfig, ctx):
+    """The DACT text expert once per seed, with its depth curve (see the module docstring)."""
+    from Step_4.recipes import embed_splits, over_seeds, train_finetune
+    from Step_4.registry import create_expert
+
+    shared_states: dict = {}
+    curves: list[dict] = []
+
+    def run_one(seed: int):
+        seed_everything(seed)
+        expert = create_expert("text", cfg, ctx.meta)
+        live = ctx.live if seed == cfg.train.seeds[0] else None
+        t = cfg.train.for_seed(seed)
+        if cfg.mode == "finetune":
+            data, result = train_finetune(expert, cfg, t, ctx, live, lr_of={"encoder.units.": cfg.dact.lr})
+            states = layer_states(expert.encoder, cfg, ctx)
+        else:
+            expert.encoder.freeze(0)
+            if not shared_states:  # a frozen backbone gives the same states whatever the seed
+                cache = states_cache(expert.encoder, ctx)
+                shared_states.update(layer_states(expert.encoder, cfg, ctx, cache))
+                if cache is not None:
+                    cache.save()
+            states = shared_states
+            seed_everything(seed)
+            result = fit_units(expert.encoder, states, t, cfg.dact.lr, ctx, live)
+            data = embed_splits(expert, cfg, ctx)
+        curves.append(depth_curve(expert, data, states, t, ctx, truncation=cfg.dact.truncation_baselines))
+        return expert, data, result
+
+    trained = over_seeds(cfg.train.seeds, run_one)
+    depth = summarize_curves(curves)
+    trained.extra["depth"] = depth
+    trained.extra["plots"] = depth_plots(depth)
+    return trained
+
+
+# ---------------------------------------------------------------- the depth curve
+
+
+def depth_curve(expert: Expert, data: dict, states: dict, t: TrainConfig, ctx, *, truncation: bool) -> dict:
+    """{point: {split: {macro_f1, auroc, layers}}} for one seed: 'dact' (as it halts), 'dact_full_depth' and
+    'truncated_k' (a head on layer k's pooled state)."""
+    positive = ctx.meta["positive_index"]
+    splits = [s for s in EVALUATED if s in data]
+    for s in data:
+        if data[s]["ids"] != states[s]["ids"]:
+            raise PipelineError(f"depth curve: the {s} embeddings and layer states hold different samples")
+    units = expert.encoder.units
+    curve: dict = {"dact": {}, "dact_full_depth": {}}
+    with torch.no_grad():
+        units.eval()
+        for s in splits:
+            curve["dact"][s] = point(data[s]["labels"], torch.softmax(data[s]["logits"], -1), positive,
+                                     data[s]["layers_used"].float().mean().item())
+            full = dact_over_states(units.cpu(), states[s]["states"], "none")
+            curve["dact_full_depth"][s] = point(states[s]["labels"], full.probs, positive, float(expert.encoder.n_layers))
+    units.to(ctx.device)
+    if truncation:
+        from Step_4.recipes import fit_head
+
+        for k in range(1, expert.encoder.n_layers + 1):
+            seed_everything(t.seed)
+            probe = Probe(MLPHead(in_dim=expert.encoder.pooled_dim, hidden=expert.head_config["hidden"],
+                                  n_classes=expert.head_config["n_classes"], dropout=expert.head_config["dropout"]), k)
+            layer = {s: {"features": states[s]["states"][:, k - 1], "labels": states[s]["labels"]} for s in states}
+            scored, _ = fit_head(probe, layer, t, ctx, None)
+            curve[f"truncated_{k}"] = {s: point(states[s]["labels"], torch.softmax(scored[s]["logits"], -1), positive,
+                                                float(k)) for s in splits}
+    return curve
+
+
+def point(labels: torch.Tensor, probs: torch.Tensor, positive: int, layers: float) -> dict:
+    labels = labels.numpy()
+    keep = labels >= 0
+    scores = classification_metrics(labels[keep], probs.numpy()[keep], positive)
+    return {"layers": round(layers, 4), "macro_f1": scores["macro_f1"], "auroc": scores["auroc"]}
+
+
+def summarize_curves(curves: list[dict]) -> dict:
+    """Mean and std over seeds of every point's layers, macro-F1 and AUROC."""
+    out: dict = {}
+    for name, by_split in curves[0].items():
+        for s in by_split:
+            row = {}
+            for key in ("layers", "macro_f1", "auroc"):
+                values = np.array([c[name][s][key] for c in curves], dtype=np.float64)
+                row[key] = round(float(values.mean()), 4)
+                row[f"{key}_std"] = round(float(values.std(ddof=1)), 4) if len(values) > 1 else 0.0
+            out.setdefault(name, {})[s] = row
+    return out
+
+
+def depth_plots(depth: dict, split: str = "test_seen") -> dict:
+    """DVC plot rows (test_seen): the DACT point and the truncation curve, macro-F1 / AUROC against layers."""
+    def row(name):
+        r = depth[name][split]
+        return {"model": name, "layers": r["layers"], "macro_f1": r["macro_f1"], "auroc": r["auroc"]}
+
+    truncated = sorted((n for n in depth if n.startswith("truncated_")), key=lambda n: int(n.rsplit("_", 1)[1]))
+    if split not in depth["dact"]:
+        return {}
+    return {"depth_dact.json": [row("dact"), row("dact_full_depth")],
+            "depth_truncated.json": [row(n) for n in truncated]}
