@@ -334,3 +334,19 @@ def depth_plots(depth: dict, split: str = "test_seen") -> dict:
         return {}
     return {"depth_dact.json": [row("dact"), row("dact_full_depth")],
             "depth_truncated.json": [row(n) for n in truncated]}
+
+
+def full_depth_plots(trained, positive: int, split: str = "test_seen") -> dict:
+    """The depth plot files of a text expert without adaptive depth: its one full-depth point on the truncation
+    curve and no DACT point, so the plot exists (and `dvc plots diff` against a DACT run shows both)."""
+    try:
+        n_layers = len(find_layers(trained.expert.encoder.backbone, trained.expert.encoder.layer_path))
+    except (PipelineError, AttributeError):
+        return {}
+    if split not in trained.data:
+        return {}
+    labels = trained.data[split]["labels"]
+    points = [point(labels, torch.from_numpy(run[split]), positive, float(n_layers)) for run in trained.runs]
+    mean = {k: round(float(np.mean([p[k] for p in points])), 4) for k in ("macro_f1", "auroc")}
+    return {"depth_dact.json": [],
+            "depth_truncated.json": [{"model": f"truncated_{n_layers}", "layers": float(n_layers), **mean}]}

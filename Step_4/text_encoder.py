@@ -188,6 +188,9 @@ def train(cfg, ctx):
         from Step_4.dact_expert import train_dact
 
         return train_dact(cfg, ctx)
+    from Step_4.dact_expert import full_depth_plots
     from Step_4.recipes import train_from_shards
 
-    return train_from_shards("text", cfg, ctx)
+    trained = train_from_shards("text", cfg, ctx)
+    trained.extra["plots"] = full_depth_plots(trained, ctx.meta["positive_index"])
+    return trained
