@@ -91,6 +91,12 @@ class Accumulation:
     def add(self, y: torch.Tensor, h: torch.Tensor, pooled: torch.Tensor) -> None:
         """One layer's outputs for the active rows."""
         rows = self.active
+        if len(rows) == len(self.p):  # every row still running (always so in training): plain arithmetic
+            weight = (self.p * (1 - h)).unsqueeze(-1)
+            self.a, self.features = self.a + weight * y, self.features + weight * pooled
+            self.p = self.p * h
+            self.used, self.ponder = self.used + 1, self.ponder + self.p
+            return
         weight = (self.p[rows] * (1 - h)).unsqueeze(-1)
         self.a = self.a.index_add(0, rows, weight * y)
         self.features = self.features.index_add(0, rows, weight * pooled)
@@ -115,6 +121,12 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
 
 
+def attention_mask_4d(mask: torch.Tensor) -> torch.Tensor | None:
+    """The (B, 1, 1, L) boolean mask a BERT layer takes, or None when no position is padding (the layer then
+    runs the unmasked attention kernel, as the full model does)."""
+    return None if bool(mask.all()) else mask[:, None, None, :]
+
+
 def check_halting(halting: str) -> None:
     if halting not in HALTING:
         raise ValueError(f"halting must be one of {HALTING}, got {halting!r}")
@@ -135,8 +147,9 @@ def dact_forward(backbone: nn.Module, layers, units: DactUnits, input_ids: torch
     mask = attention_mask.bool()
     run = Accumulation(len(input_ids), units.n_classes, hidden.shape[-1], hidden)
     states = []
+    layer_mask = attention_mask_4d(mask)
     for n in range(n_layers):
-        hidden = layers[n](hidden, attention_mask=mask[:, None, None, :])
+        hidden = layers[n](hidden, attention_mask=layer_mask)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
         pooled = mean_pool(hidden, mask)
         if keep_states:
@@ -151,6 +164,7 @@ def dact_forward(backbone: nn.Module, layers, units: DactUnits, input_ids: torch
         if done.any():
             keep = ~done
             run.active, hidden, mask = run.active[keep], hidden[keep], mask[keep]
+            layer_mask = attention_mask_4d(mask)
             if not len(run.active):
                 break
     return run.output(torch.stack(states, dim=1) if keep_states else None)

@@ -261,7 +261,7 @@ def bench_dact(data: dict, results: dict) -> None:
     def adaptive(batch):
         return encoder.run(batch, halting="sample")
 
-    def seconds(fn, inputs, repeats=3):
+    def seconds(fn, inputs, repeats=5):
         with torch.inference_mode():
             fn(inputs[0])  # warm-up
             return min(_timed(lambda: [fn(b) for b in inputs])[1] for _ in range(repeats))
