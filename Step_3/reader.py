@@ -1,7 +1,8 @@
 """Read the shards back: shard lists from a folder, brace patterns or URLs, and persistent loaders per split.
 
-`--shards` may be a local folder (data/shards), a URL prefix (https://host/shards, s3 via `pipe:`)
-or anything `webdataset.gopen` opens; meta.json is read from the same place. meta.json names each
+`--shards` may be a local folder (data/shards), a URL prefix (https://host/shards) or a `pipe:` command
+with `{}` where the member's path goes (`pipe:aws s3 cp s3://bucket/shards/{} -`): anything
+`webdataset.gopen` opens. meta.json is read from the same place. meta.json names each
 split's shards as a brace pattern (train-{000000..000004}.tar) and their sizes, so remote reads
 need no listing and steps per epoch are exact for any number of workers.
 """
@@ -29,7 +30,11 @@ def is_url(location: str) -> bool:
 
 
 def join(root: str | Path, name: str) -> str:
+    """A member of the shard set: root/name, or root with '{}' replaced by name (pipe: commands, where the
+    path sits inside the command: 'pipe:aws s3 cp s3://bucket/shards/{} -')."""
     root = str(root)
+    if "{}" in root:
+        return root.replace("{}", name)
     return f"{root.rstrip('/')}/{name}" if is_url(root) else str(Path(root) / name)
 
 

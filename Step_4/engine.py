@@ -3,6 +3,8 @@
 `fit` runs AdamW (warm-up, cosine decay, clipping), scores each epoch on validation, stops after
 `patience` epochs without improvement and restores the best epoch; an `Objective` says what is
 minimised and scored (`classification(...)` for the classifiers, its own for MFM pretraining).
+Launched on several processes (core.distributed), each rank trains on its rows of every batch under
+DistributedDataParallel and validation predictions are gathered from all ranks.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import distributed
 from core.errors import PipelineError
 from core.progress import progress
 from Step_4.config import TrainConfig
@@ -100,11 +103,36 @@ def predict(model: nn.Module, batches: Iterable[dict], device: str) -> tuple[np.
     """(labels (N,), probabilities (N, C)) over all batches, in eval mode."""
     model.eval()
     labels, probs = [], []
+    n, me = distributed.world_size(), distributed.rank()
     for batch in batches:
+        if distributed.active():  # each rank scores rows me, me + n, ... of the batch; gathered below
+            batch = {k: v[me::n] for k, v in batch.items()}
+        if not len(batch["label"]):
+            labels.append(np.zeros(0, dtype=np.int64))
+            probs.append(None)
+            continue
         batch = to_device(batch, device)
         probs.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
         labels.append(batch["label"].cpu().numpy())
+    if distributed.active():
+        labels, probs = interleave(distributed.gather((labels, probs)))
+    probs = [p for p in probs if p is not None]
     return np.concatenate(labels), np.concatenate(probs)
+
+
+def interleave(parts: list[tuple[list, list]]) -> tuple[list, list]:
+    """Every rank's (labels, probs) per batch back into the batches' row order (rank r held rows r, r+N, ...)."""
+    labels, probs = [], []
+    for b in range(len(parts[0][0])):
+        rows = sum(len(part[0][b]) for part in parts)
+        width = next(part[1][b].shape[1] for part in parts if part[1][b] is not None)
+        label, prob = np.zeros(rows, dtype=np.int64), np.zeros((rows, width), dtype=np.float32)
+        for r, part in enumerate(parts):
+            if part[1][b] is not None:
+                label[r::len(parts)], prob[r::len(parts)] = part[0][b], part[1][b]
+        labels.append(label)
+        probs.append(prob)
+    return labels, probs
 
 
 def classification(cfg: TrainConfig, class_counts: list[int], val_batches: Callable[[], Iterable[dict]], *,
@@ -115,7 +143,7 @@ def classification(cfg: TrainConfig, class_counts: list[int], val_batches: Calla
 
     def loss(model: nn.Module, batch: dict) -> torch.Tensor:
         value = classification_loss(model(batch), batch["label"], cfg, weights)
-        auxiliary = getattr(model, "auxiliary_loss", None)  # e.g. the gated router's load-balancing term
+        auxiliary = getattr(distributed.unwrap(model), "auxiliary_loss", None)  # e.g. the router's balance term
         return value + auxiliary() if auxiliary is not None else value
 
     def evaluate(model: nn.Module) -> dict:
@@ -147,6 +175,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         check_every: steps between checks that the loss is finite (each check waits for the device).
     """
     model.to(device)
+    trained = distributed.wrap(model, device)  # DistributedDataParallel under torchrun / accelerate launch
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -157,7 +186,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
     epochs = progress(range(cfg.epochs), desc=desc, unit="epoch")
     for epoch in epochs:
         started = time.perf_counter()
-        loss_sum, steps, samples = train_epoch(model, objective, train_batches(epoch), optimizer, scheduler, cfg,
+        loss_sum, steps, samples = train_epoch(trained, objective, train_batches(epoch), optimizer, scheduler, cfg,
                                                device, check_every, f"{desc} epoch {epoch + 1}", steps_per_epoch)
         seen += samples
         train_time += time.perf_counter() - started
@@ -188,7 +217,10 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
     model.train()
     loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
     for batch in progress(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
-                          disable=steps_per_epoch < 100):
+                          disable=steps_per_epoch < 100 or not distributed.is_main()):
+        batch = distributed.local_rows(batch)  # several processes: this rank's rows of the global batch
+        if batch is None:
+            continue
         batch = to_device(batch, device)
         loss = objective.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)

@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from core import distributed
 from core.files import atomic_write_bytes
 
 
@@ -82,7 +83,7 @@ class FeatureCache:
 
     def save(self) -> None:
         """Write the cache (only when something was added) and drop all but the newest `keep` fingerprints."""
-        if not self.added:
+        if not self.added or not distributed.is_main():  # several processes: rank 0 writes
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         keys = sorted(self.rows, key=self.rows.get)

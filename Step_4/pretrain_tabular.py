@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from core import distributed
 from core.errors import PipelineError, run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
@@ -83,7 +84,14 @@ def main() -> None:
     args = parser.parse_args()
     cfg = section(TabularPretrainConfig, "tabular_pretrain", args.params)
     model_cfg = section(TabularModelConfig, "tabular_model", args.params)
-    encoder, config, report = pretrain(cfg, model_cfg, ShardReader(args.shards), pick_device(cfg.device))
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
+    encoder, config, report = pretrain(cfg, model_cfg, ShardReader(args.shards), device)
+    if distributed.is_main():  # only rank 0 writes
+        write_outputs(encoder, config, report, cfg, args)
+    distributed.finish()
+
+
+def write_outputs(encoder, config, report: dict, cfg: TabularPretrainConfig, args) -> None:
     out = Path(args.out)
     clean_stale_temps(out.parent, out.name)
     with atomic_dir(out) as tmp:

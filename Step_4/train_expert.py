@@ -7,6 +7,9 @@ trained on them. Mode 'finetune': the encoder's top layer groups train end to en
 end, initialised from MFM pretraining when tabular_expert.pretrained is on; the other variant is
 reported beside it.
 
+Launched on several processes (`torchrun --nproc_per_node N -m Step_4.train_expert ...` or `accelerate
+launch`), each rank trains on its rows of every batch (core.distributed) and only rank 0 writes.
+
 Every head is trained once per seed in <kind>_expert.train.seeds; metrics give the mean and std per split
 (val, test_seen, test_unseen) and the first seed's model is saved. Writes models/<kind>_expert/,
 data/embeddings/<kind>/<split>.safetensors, metrics/<kind>_expert.json (quality), reports/<kind>_expert.json (seeds,
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core import distributed
 from core.errors import run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
@@ -83,15 +87,19 @@ def main() -> None:
     kind = expert_kind(args.kind)
     cfg = section(kind.config, kind.section, args.params)
     name = kind.section
-    live = open_live(name)
-    ctx = ExpertContext(reader=ShardReader(args.shards), device=pick_device(cfg.device), live=live,
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
+    live = open_live(name) if distributed.is_main() else None
+    ctx = ExpertContext(reader=ShardReader(args.shards), device=device, live=live,
                         mfm_dir=Path(args.mfm) if args.mfm else None,
                         feature_cache=Path(args.feature_cache) if args.feature_cache else None)
     trained = train_expert(args.kind, cfg, ctx)
-    live.end()
-    report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),
-                          metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir), seeds=cfg.train.seeds)
-    print(f"{name}: {headline(report)}")
+    if distributed.is_main():  # only rank 0 writes
+        live.end()
+        report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),
+                              metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir),
+                              seeds=cfg.train.seeds)
+        print(f"{name}: {headline(report)}")
+    distributed.finish()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from core import distributed
 from core.errors import run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
@@ -115,14 +116,16 @@ def run(method: str, args) -> None:
     params = fusion_params(method, getattr(cfg, method))
     reader = ShardReader(args.shards)
     meta = reader.meta
-    classes, positive, device = meta["classes"], meta["positive_index"], pick_device(cfg.device)
+    classes, positive = meta["classes"], meta["positive_index"]
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
     data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities, n_classes=len(classes),
                                  shard_ids=sorted(x["id"] for x in reader.samples(s, decode_images=False)))
             for s in filled_splits(meta)}
     dims = FusionDims(inputs={m: data["train"][m].shape[1] for m in cfg.modalities}, n_classes=len(classes))
     from dvclive import Live
 
-    live = Live(dir=f"dvclive/fusion_{method}", save_dvc_exp=False, dvcyaml=None, report=None)
+    live = Live(dir=f"dvclive/fusion_{method}", save_dvc_exp=False, dvcyaml=None, report=None) \
+        if distributed.is_main() else None
     models, fits, runs = train_seeds(method, params, dims, data, cfg, meta, device, live)
     model, result, seeds = models[0], fits[0], cfg.train.seeds
     summary = result.summary() if result else {"best_epoch": 0, "epochs_run": 0}
@@ -134,6 +137,9 @@ def run(method: str, args) -> None:
         tuned_result, runs, removal, tuned = finetune_end_to_end(model, cfg, args, reader, ids, device, live)
         summary["finetune"], seeds = tuned_result.summary(), seeds[:1]
         throughput["finetune_samples_per_s"] = tuned_result.samples_per_s
+    if not distributed.is_main():  # every rank trained and scored alike; rank 0 writes
+        distributed.finish()
+        return
     if not result:  # nothing trained (late fusion): log the validation scores once
         for key, value in split_metrics(data["val"]["label"].numpy(), runs[0]["val"], positive).items():
             if key != "n":
@@ -157,6 +163,7 @@ def run(method: str, args) -> None:
                 ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), predictions=runs[0],
                 ids={s: data[s]["id"] for s in runs[0]}, tuned_experts=tuned)
     print(f"fusion_{method}: {headline(report)}")
+    distributed.finish()
 
 
 def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionDims, meta: dict, modalities: list[str],

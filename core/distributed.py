@@ -1,0 +1,88 @@
+"""Several processes (GPUs, machines) training one model with torch.distributed.
+
+A stage started by `torchrun --nproc_per_node N -m ...` or `accelerate launch --num_processes N -m ...`
+finds WORLD_SIZE, RANK and LOCAL_RANK in its environment; `init` joins the process group (NCCL on CUDA,
+gloo on CPU). Every rank sees the same global batches and trains on its rows of each (`local_rows`);
+DistributedDataParallel averages the gradients, so N processes step like one process on the whole batch.
+Validation predictions are gathered from every rank before any metric is computed, and only rank 0
+writes outputs. Without those variables everything here is a no-op.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    """True in the process that writes outputs (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def active() -> bool:
+    return world_size() > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def init(device: str) -> str:
+    """Join the process group when launched on several processes; returns the device this rank uses
+    (cuda:LOCAL_RANK for a CUDA device)."""
+    if world_size() <= 1:
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = str(device).startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return device
+
+
+def local_rows(batch: dict) -> dict | None:
+    """This rank's rows of a global batch (rows rank, rank + N, ...); None when it has fewer rows than ranks
+    (every rank skips that batch alike)."""
+    if not active():
+        return batch
+    n, size, me = world_size(), None, rank()
+    for value in batch.values():
+        size = len(value)
+        break
+    if size is None or size < n:
+        return None
+    return {k: (v[me::n] if torch.is_tensor(v) else v[me::n]) for k, v in batch.items()}
+
+
+def gather(obj):
+    """The list of every rank's `obj` (rank order); [obj] in a single process."""
+    if not active():
+        return [obj]
+    out = [None] * world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def wrap(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """The model in DistributedDataParallel when training on several processes, else itself."""
+    if not active() or not any(p.requires_grad for p in model.parameters()):
+        return model
+    ids = [torch.device(device).index] if str(device).startswith("cuda") else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def finish() -> None:
+    """Leave the process group (end of a stage)."""
+    if active():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
