@@ -120,7 +120,8 @@ class SplitLoader:
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
-    len() then still counts every sample.
+    len() then still counts every sample. A training loader (shuffle) in a run on several processes streams
+    per rank instead (`per_rank`; see `_init_per_rank`).
     """
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
@@ -129,8 +130,18 @@ class SplitLoader:
                  select: Callable[[dict], bool] | None = None):
         import torch
 
+        from core import distributed
+
         if not urls:
             raise PipelineError("no shards to read")
+        # training on several processes: each rank streams its own shards (resampled, so every rank gets a
+        # full epoch whatever the shard count) in batches of its share of the global batch
+        self.per_rank = shuffle and distributed.active()
+        if self.per_rank:
+            self._init_per_rank(urls, sizes, transform=transform, collate=collate, batch_size=batch_size, seed=seed,
+                                num_workers=num_workers, shuffle_buffer=shuffle_buffer, decode_images=decode_images,
+                                raw=raw, pin_memory=pin_memory, select=select)
+            return
         self.workers = min(num_workers, len(urls))
         stages = [wds.SimpleShardList(urls), wds.split_by_worker]
         if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
@@ -150,6 +161,34 @@ class SplitLoader:
             wds.DataPipeline(*stages), batch_size=None, num_workers=self.workers, multiprocessing_context=context,
             persistent_workers=self.workers > 0, prefetch_factor=4 if self.workers else None, pin_memory=pin_memory)
         self.steps = steps_per_epoch(sizes, batch_size, self.workers)
+
+    def _init_per_rank(self, urls, sizes, *, transform, collate, batch_size, seed, num_workers, shuffle_buffer,
+                       decode_images, raw, pin_memory, select) -> None:
+        """Rank r of N: shards drawn with replacement (seeded by seed, rank and worker: ResampledShards), its
+        workers each yield an equal part of the epoch (with_epoch), batches of batch_size / N rows. An epoch has
+        as many steps on every rank as the one-process epoch, so DistributedDataParallel stays in step."""
+        import torch
+
+        from core import distributed
+
+        world = distributed.world_size()
+        local = max(1, batch_size // world)
+        self.workers = num_workers
+        steps = math.ceil(sum(sizes) / batch_size)
+        stages = [wds.ResampledShards(urls, seed=seed * 1_000_003, deterministic=True), wds.tarfile_to_samples()]
+        if select is not None:
+            stages.append(wds.select(select))
+        stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed * 1_000_003 + 500_009))
+        if not raw:
+            stages.append(wds.map(decode_sample if decode_images else decode_without_image))
+        stages += [wds.map(transform), wds.batched(local, collation_fn=collate, partial=False)]
+        per_worker = math.ceil(steps / max(1, num_workers))
+        pipeline = wds.DataPipeline(*stages).with_epoch(per_worker)
+        context = "fork" if num_workers and "fork" in multiprocessing.get_all_start_methods() else None
+        self.loader = torch.utils.data.DataLoader(
+            pipeline, batch_size=None, num_workers=num_workers, multiprocessing_context=context,
+            persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None, pin_memory=pin_memory)
+        self.steps = per_worker * max(1, num_workers)
 
     def __iter__(self):
         return iter(self.loader)

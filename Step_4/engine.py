@@ -164,7 +164,7 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int], Iterable[dict]], steps_per_epoch: int,
         cfg: TrainConfig, device: str, param_groups: list[dict] | None = None, live: Any = None, desc: str = "train",
-        check_every: int = 50) -> FitResult:
+        check_every: int = 50, per_rank: bool = False) -> FitResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
     Args:
@@ -173,6 +173,8 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         param_groups: optimizer groups (e.g. no weight decay on norms); default: all trainable parameters.
         live: a dvclive.Live for per-epoch curves, or None.
         check_every: steps between checks that the loss is finite (each check waits for the device).
+        per_rank: the training batches are already this rank's own (a per-rank shard stream); otherwise each
+            rank takes its rows of every batch.
     """
     model.to(device)
     trained = distributed.wrap(model, device)  # DistributedDataParallel under torchrun / accelerate launch
@@ -187,7 +189,8 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
     for epoch in epochs:
         started = time.perf_counter()
         loss_sum, steps, samples = train_epoch(trained, objective, train_batches(epoch), optimizer, scheduler, cfg,
-                                               device, check_every, f"{desc} epoch {epoch + 1}", steps_per_epoch)
+                                               device, check_every, f"{desc} epoch {epoch + 1}", steps_per_epoch,
+                                               per_rank)
         seen += samples
         train_time += time.perf_counter() - started
         val = objective.evaluate(model)
@@ -212,13 +215,14 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
 
 
 def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict], optimizer, scheduler, cfg: TrainConfig,
-                device: str, check_every: int, desc: str, steps_per_epoch: int) -> tuple[torch.Tensor, int, int]:
+                device: str, check_every: int, desc: str, steps_per_epoch: int,
+                per_rank: bool = False) -> tuple[torch.Tensor, int, int]:
     """One pass over the training batches; returns (summed loss, steps, samples)."""
     model.train()
     loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
     for batch in progress(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
                           disable=steps_per_epoch < 100 or not distributed.is_main()):
-        batch = distributed.local_rows(batch)  # several processes: this rank's rows of the global batch
+        batch = batch if per_rank else distributed.local_rows(batch)  # several processes: this rank's rows
         if batch is None:
             continue
         batch = to_device(batch, device)

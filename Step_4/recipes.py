@@ -3,6 +3,7 @@
 the engine; the first seed's model is the one saved and whose embeddings later stages read."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from core import distributed
 from core.seed import seed_everything
 from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_4.config import TrainConfig
@@ -64,14 +66,42 @@ def over_seeds(seeds: list[int], run_one: Callable[[int], Run]) -> TrainedExpert
     return TrainedExpert(expert, data, result, runs, data["train"]["samples_per_s"])
 
 
+def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=None, total: int | None = None) -> dict:
+    """`extract` over one split (the samples `select` accepts). Under several processes each rank encodes its
+    share of the samples (by a hash of the sample id) and the shares are gathered and merged, id-sorted."""
+    if distributed.active():
+        rank, world, keep = distributed.rank(), distributed.world_size(), select
+        select = lambda raw: owner(raw["__key__"], world) == rank and (keep is None or keep(raw))  # noqa: E731
+    loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
+                           batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device,
+                           **({"select": select} if select is not None else {}))
+    data = extract(expert, loader, ctx.device, total=total or len(loader), desc=f"{expert.modality} features {split}")
+    return merge_extracted(distributed.gather(data)) if distributed.active() else data
+
+
+def owner(sample_id: str, world: int) -> int:
+    """The rank that encodes a sample: stable across runs and machines."""
+    return int(hashlib.sha1(sample_id.encode()).hexdigest()[:8], 16) % world
+
+
+def merge_extracted(parts: list[dict]) -> dict:
+    """Every rank's `extract` output as one, id-sorted (the ranks ran side by side: their rates add up)."""
+    ids = [i for part in parts for i in part["ids"]]
+    order = torch.tensor(sorted(range(len(ids)), key=ids.__getitem__), dtype=torch.long)
+    merged = {"ids": [ids[i] for i in order.tolist()],
+              "samples_per_s": round(sum(part["samples_per_s"] for part in parts), 1)}
+    for key in parts[0]:
+        if torch.is_tensor(parts[0][key]):
+            merged[key] = torch.cat([part[key] for part in parts])[order]
+    return merged
+
+
 def embed_splits(expert: Expert, cfg, ctx: ExpertContext, cache: FeatureCache | None = None) -> dict:
     """Features and logits of every split, in one pass each; with a cache, only samples not in it are encoded."""
     data = {}
     for split in ctx.splits:
         if cache is None:
-            loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
-                                   batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device)
-            data[split] = extract(expert, loader, ctx.device, total=len(loader), desc=f"{expert.modality} features {split}")
+            data[split] = extract_split(expert, cfg, ctx, split)
         else:
             data[split] = embed_cached(expert, cfg, ctx, split, cache)
     if cache is not None:
@@ -91,11 +121,8 @@ def embed_cached(expert: Expert, cfg, ctx: ExpertContext, split: str, cache: Fea
     missing = {sample_id for sample_id, key, _, _ in index if key not in cache}
     rate = 0.0
     if missing:
-        loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
-                               batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device,
-                               select=lambda raw: raw["__key__"] in missing)
-        fresh = extract(expert, loader, ctx.device, total=math.ceil(len(missing) / cfg.embed_batch_size),
-                        desc=f"{expert.modality} features {split}")
+        fresh = extract_split(expert, cfg, ctx, split, select=lambda raw: raw["__key__"] in missing,
+                              total=math.ceil(len(missing) / cfg.embed_batch_size))
         cache.add([key_of[i] for i in fresh["ids"]], fresh["features"], fresh["present"])
         rate = fresh["samples_per_s"]
     ids, keys, labels, truth = (list(column) for column in zip(*index))
@@ -135,7 +162,7 @@ def train_finetune(expert: Expert, cfg, t: TrainConfig, ctx: ExpertContext, live
     objective = classification(t, class_counts(ctx.meta), lambda: labelled_batches(val),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} finetune")
     result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} finetune",
-                 train_batches=lambda e: labelled_batches(train), steps_per_epoch=len(train),
+                 train_batches=lambda e: labelled_batches(train), steps_per_epoch=len(train), per_rank=train.per_rank,
                  param_groups=param_groups(expert, lr_of or {}))
     return embed_splits(expert, cfg, ctx), result
 

@@ -95,7 +95,7 @@ def finetune(model: EndToEndFusion, cfg: FinetuneConfig, train_cfg: TrainConfig,
     result = fit(model, objective, cfg=tuned, device=device, live=live, desc="fusion finetune",
                  train_batches=lambda e: with_mask(labelled_batches(train), modalities, dropout=modality_dropout,
                                                    seed=train_cfg.seed * 7919 + e),
-                 steps_per_epoch=len(train))
+                 steps_per_epoch=len(train), per_rank=train.per_rank)
     scores = {s: probs_in_order(model, with_mask(loaders[s], modalities), ids[s], device)
               for s in EVALUATED if s in loaders}
     removal = {m: probs_in_order(model, with_mask(loaders["test_seen"], modalities, remove=m), ids["test_seen"], device)

@@ -68,3 +68,66 @@ def test_two_processes_train_what_one_process_trains(tiny_pipeline, tmp_path):
     fused = [json.loads((tmp_path / n / "metrics" / "fusion_concat.json").read_text()) for n in ("one", "two")]
     for split in ("val", "test_seen"):
         assert abs(fused[0][split]["auroc"] - fused[1][split]["auroc"]) <= TOLERANCE
+
+
+def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(tiny_pipeline, tmp_path):
+    """Frozen features: each rank encodes its share and the shares merge to the one-process features.
+    Fine-tuning: each rank streams its own shards (resampled) and the run completes with rank 0 writing."""
+    from Step_4.embeddings import load_embeddings
+
+    t = tiny_pipeline["root"]
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
+        "shard": {"maxcount": 8},
+        "text_expert": {"max_length": 16, "device": "cpu", "embed_batch_size": 8,
+                        "train": {"epochs": 1, "seeds": [0], "batch_size": 8}},
+    })
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    tuned = deep_merge(params, {"text_expert": {"mode": "finetune", "trainable_layers": 1}})
+    (tmp_path / "finetune.yaml").write_text(yaml.safe_dump(tuned))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+
+    def run(*args, params="params.yaml"):
+        out = subprocess.run([*args, "--params", params], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, f"{args}: {out.stdout[-2000:]}{out.stderr[-3000:]}"
+        return out.stdout
+
+    run(sys.executable, "-m", "Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
+        "--schema", str(t / "prepared" / "schema.json"), "--out", "shards")
+    text = ["-m", "Step_4.train_expert", "text", "--shards", "shards"]
+    for name, launcher in (("one", [sys.executable]), ("two", [torchrun, "--standalone", "--nproc_per_node", "2"])):
+        run(*launcher, *text, "--model", f"{name}/model", "--embeddings", f"{name}/emb", "--metrics-dir",
+            f"{name}/metrics", "--reports-dir", f"{name}/reports")
+    for split in ("train", "test_seen"):
+        one, two = (load_embeddings(tmp_path / n / "emb" / f"{split}.safetensors") for n in ("one", "two"))
+        assert one["ids"] == two["ids"] and len(one["ids"]) > 0
+        torch.testing.assert_close(one["features"], two["features"], atol=1e-4, rtol=1e-4)
+    out = run(torchrun, "--standalone", "--nproc_per_node", "2", *text, "--model", "tuned/model", "--embeddings",
+              "tuned/emb", "--metrics-dir", "tuned/metrics", "--reports-dir", "tuned/reports", params="finetune.yaml")
+    assert out.count("text_expert:") == 1
+    assert 0 <= json.loads((tmp_path / "tuned/metrics/text_expert.json").read_text())["test_seen"]["auroc"] <= 1
+
+
+def test_a_rank_encodes_only_its_share(tiny_pipeline, tmp_path, monkeypatch):
+    from core import distributed
+    from Step_3.reader import ShardReader
+    from Step_4.config import TextExpertConfig
+    from Step_4.recipes import ExpertContext, extract_split, owner
+    from Step_4.registry import create_expert
+
+    t = tiny_pipeline
+    subprocess.run([sys.executable, "-m", "Step_3.shard", "--manifest", str(t["root"] / "manifest.jsonl"), "--ocr",
+                    str(t["root"] / "ocr.jsonl"), "--schema", str(t["root"] / "prepared" / "schema.json"), "--out",
+                    str(tmp_path / "shards")], cwd=ROOT, check=True, capture_output=True)
+    reader = ShardReader(tmp_path / "shards")
+    cfg = TextExpertConfig(max_length=16, embed_batch_size=8)
+    expert = create_expert("text", cfg, reader.meta)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "gather", lambda obj: [obj])  # this rank's part only
+    ctx = ExpertContext(reader=reader, device="cpu")
+    ids = sorted(raw["__key__"] for raw in reader.samples("train", raw=True))
+    mine = extract_split(expert, cfg, ctx, "train")["ids"]
+    assert mine == [i for i in ids if owner(i, 2) == 1] and 0 < len(mine) < len(ids)
