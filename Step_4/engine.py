@@ -177,7 +177,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
             rank takes its rows of every batch.
     """
     model.to(device)
-    trained = distributed.wrap(model, device)  # DistributedDataParallel under torchrun / accelerate launch
+    trained = distributed.wrap(model, device)  # DistributedDataParallel under torchrun
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

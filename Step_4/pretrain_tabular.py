@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = section(TabularPretrainConfig, "tabular_pretrain", args.params)
     model_cfg = section(TabularModelConfig, "tabular_model", args.params)
-    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun
     encoder, config, report = pretrain(cfg, model_cfg, ShardReader(args.shards), device)
     if distributed.is_main():  # only rank 0 writes
         write_outputs(encoder, config, report, cfg, args)

@@ -7,8 +7,8 @@ trained on them. Mode 'finetune': the encoder's top layer groups train end to en
 end, initialised from MFM pretraining when tabular_expert.pretrained is on; the other variant is
 reported beside it.
 
-Launched on several processes (`torchrun --nproc_per_node N -m Step_4.train_expert ...` or `accelerate
-launch`), each rank trains on its rows of every batch (core.distributed) and only rank 0 writes.
+Launched on several processes (`torchrun --nproc_per_node N -m Step_4.train_expert ...`), the ranks share
+the work (core.distributed) and only rank 0 writes.
 
 Every head is trained once per seed in <kind>_expert.train.seeds; metrics give the mean and std per split
 (val, test_seen, test_unseen) and the first seed's model is saved. Writes models/<kind>_expert/,
@@ -87,7 +87,7 @@ def main() -> None:
     kind = expert_kind(args.kind)
     cfg = section(kind.config, kind.section, args.params)
     name = kind.section
-    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun
     live = open_live(name) if distributed.is_main() else None
     ctx = ExpertContext(reader=ShardReader(args.shards), device=device, live=live,
                         mfm_dir=Path(args.mfm) if args.mfm else None,

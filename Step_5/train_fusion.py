@@ -117,7 +117,7 @@ def run(method: str, args) -> None:
     reader = ShardReader(args.shards)
     meta = reader.meta
     classes, positive = meta["classes"], meta["positive_index"]
-    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun / accelerate launch
+    device = distributed.init(pick_device(cfg.device))  # several processes under torchrun
     data = {s: load_fusion_split(Path(args.embeddings), s, cfg.modalities, n_classes=len(classes),
                                  shard_ids=sorted(x["id"] for x in reader.samples(s, decode_images=False)))
             for s in filled_splits(meta)}

@@ -1,7 +1,7 @@
 """Several processes (GPUs, machines) training one model with torch.distributed.
 
-A stage started by `torchrun --nproc_per_node N -m ...` or `accelerate launch --num_processes N -m ...`
-finds WORLD_SIZE, RANK and LOCAL_RANK in its environment; `init` joins the process group (NCCL on CUDA,
+A stage started by `torchrun --nproc_per_node N -m ...` (or a launcher built on it) finds WORLD_SIZE, RANK
+and LOCAL_RANK in its environment; `init` joins the process group (NCCL on CUDA,
 gloo on CPU). Every rank sees the same global batches and trains on its rows of each (`local_rows`);
 DistributedDataParallel averages the gradients, so N processes step like one process on the whole batch.
 Validation predictions are gathered from every rank before any metric is computed, and only rank 0
