@@ -64,3 +64,33 @@ def chromium() -> str:
         if os.environ.get("CI"):
             pytest.fail(str(missing))
         pytest.skip(str(missing))
+
+
+class StageRunner:
+    """Runs the project's CLIs as subprocesses in one folder (with its params.yaml); a failure shows their output."""
+
+    def __init__(self, cwd: Path, tiny_root: Path, **env: str):
+        root = Path(__file__).resolve().parents[1]
+        self.cwd, self.tiny_root = cwd, tiny_root
+        self.env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env}
+
+    def __call__(self, *args: str, params: str = "params.yaml", launcher: list[str] | None = None) -> str:
+        import subprocess
+        import sys
+
+        command = [*(launcher or [sys.executable]), "-m", *args, "--params", params]
+        out = subprocess.run(command, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{' '.join(args[:2])}: {out.stdout[-2000:]}{out.stderr[-3000:]}"
+        return out.stdout
+
+    def shards(self, out: str = "shards") -> None:
+        """Step 3 over the tiny pipeline's manifest and OCR, with this folder's params."""
+        t = self.tiny_root
+        self("Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
+             "--schema", str(t / "prepared" / "schema.json"), "--out", out)
+
+
+@pytest.fixture
+def stages(tiny_pipeline, tmp_path) -> StageRunner:
+    """A StageRunner in tmp_path over the tiny pipeline (write tmp_path / 'params.yaml' first)."""
+    return StageRunner(tmp_path, tiny_pipeline["root"], OMP_NUM_THREADS="1")

@@ -155,13 +155,12 @@ def test_lambda_is_read_from_params_under_its_own_name(tmp_path):
         section(TextExpertConfig, "text_expert", tmp_path / "p.yaml")
 
 
-def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(tiny_pipeline, tiny_bert_folder, tmp_path):
+def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(stages, tiny_bert_folder, tmp_path):
     """Frozen and fine-tuned DACT text experts train from shards; fusion reads the DACT feature; predict reports
     the layers used."""
     import csv
     import io
     import json
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -181,17 +180,8 @@ def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(tiny_pipeline, t
         "fusion": {"modalities": ["text", "tabular"], "train": {"epochs": 2, "seeds": [0]}},
     })
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-    def run(*args, params="params.yaml"):
-        out = subprocess.run([sys.executable, "-m", *args, "--params", params], cwd=tmp_path, env=env,
-                             capture_output=True, text=True)
-        assert out.returncode == 0, f"{args[0]}: {out.stderr[-3000:]}"
-        return out.stdout
-
-    t = tiny_pipeline["root"]
-    run("Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
-        "--schema", str(t / "prepared" / "schema.json"), "--out", "shards")
+    run = stages
+    stages.shards()
     for kind in ("text", "tabular"):
         run("Step_4.train_expert", kind, "--shards", "shards", "--model", f"models/{kind}_expert", "--embeddings",
             f"emb/{kind}", "--metrics-dir", "metrics", "--reports-dir", "reports", "--feature-cache", f"fc/{kind}")
@@ -209,7 +199,7 @@ def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(tiny_pipeline, t
         "--model", "models/mm_fusion/gated", "--metrics-dir", "metrics", "--reports-dir", "reports")
     Image.new("RGB", (120, 90), (30, 30, 30)).save(tmp_path / "meme.png")
     out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", "meme.png",
-                          "--text", "when the code runs", "--format", "csv"], cwd=tmp_path, env=env,
+                          "--text", "when the code runs", "--format", "csv"], cwd=tmp_path, env=stages.env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     row = next(csv.DictReader(io.StringIO(out.stdout)))

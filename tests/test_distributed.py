@@ -1,9 +1,7 @@
 """Two CPU processes (torchrun, gloo) train the same expert and fusion head as one process: each rank trains on its rows of
 every batch, gradients are averaged, validation predictions are gathered, and only rank 0 writes."""
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,14 +11,19 @@ import yaml
 from tools.smoke import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def torchrun() -> str:
+    return shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+
+
 TOLERANCE = 0.01  # largest difference allowed in any test_seen probability and in any AUROC (measured: 0.0023;
 #                   ranks training apart, without averaged gradients, differ by 0.033)
 
 
-def test_two_processes_train_what_one_process_trains(tiny_pipeline, tmp_path):
+def test_two_processes_train_what_one_process_trains(stages, tmp_path):
     from Step_4.embeddings import load_embeddings
 
-    t = tiny_pipeline["root"]
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
         "tabular_model": {"attention_dropout": 0.0, "ffn_dropout": 0.0},
@@ -31,22 +34,13 @@ def test_two_processes_train_what_one_process_trains(tiny_pipeline, tmp_path):
                    "train": {"epochs": 3, "seeds": [0], "batch_size": 16}},
     })
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-    def run(*args):
-        out = subprocess.run([*args, "--params", "params.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300)
-        assert out.returncode == 0, f"{args}: {out.stdout[-2000:]}{out.stderr[-3000:]}"
-        return out.stdout
-
-    run(sys.executable, "-m", "Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
-        "--schema", str(t / "prepared" / "schema.json"), "--out", "shards")
-    expert = ["-m", "Step_4.train_expert", "tabular", "--shards", "shards"]
-    run(sys.executable, *expert, "--model", "one/models/tabular_expert", "--embeddings", "one/emb/tabular",
+    run, two_ranks = stages, [torchrun(), "--standalone", "--nproc_per_node", "2"]
+    stages.shards()
+    expert = ["Step_4.train_expert", "tabular", "--shards", "shards"]
+    run(*expert, "--model", "one/models/tabular_expert", "--embeddings", "one/emb/tabular",
         "--metrics-dir", "one/metrics", "--reports-dir", "one/reports")
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    out = run(torchrun, "--standalone", "--nproc_per_node", "2", *expert, "--model", "two/models/tabular_expert",
-              "--embeddings", "two/emb/tabular", "--metrics-dir", "two/metrics", "--reports-dir", "two/reports")
+    out = run(*expert, "--model", "two/models/tabular_expert", "--embeddings", "two/emb/tabular", "--metrics-dir",
+              "two/metrics", "--reports-dir", "two/reports", launcher=two_ranks)
     assert out.count("tabular_expert:") == 1  # rank 0 alone reports and writes
 
     one, two = (load_embeddings(tmp_path / n / "emb" / "tabular" / "test_seen.safetensors") for n in ("one", "two"))
@@ -57,25 +51,23 @@ def test_two_processes_train_what_one_process_trains(tiny_pipeline, tmp_path):
     for split in ("val", "test_seen"):
         assert abs(metrics[0][split]["auroc"] - metrics[1][split]["auroc"]) <= TOLERANCE
 
-    run(sys.executable, "-m", "Step_4.train_expert", "text", "--shards", "shards", "--model", "one/models/text_expert",
+    run("Step_4.train_expert", "text", "--shards", "shards", "--model", "one/models/text_expert",
         "--embeddings", "one/emb/text", "--metrics-dir", "one/metrics", "--reports-dir", "one/reports")
-    fusion = ["-m", "Step_5.train_fusion", "concat", "--shards", "shards", "--experts", "one/models", "--embeddings",
-              "one/emb"]
-    run(sys.executable, *fusion, "--model", "one/fusion", "--metrics-dir", "one/metrics", "--reports-dir", "one/reports")
-    out = run(torchrun, "--standalone", "--nproc_per_node", "2", *fusion, "--model", "two/fusion", "--metrics-dir",
-              "two/metrics", "--reports-dir", "two/reports")
+    fusion = ["Step_5.train_fusion", "concat", "--shards", "shards", "--experts", "one/models", "--embeddings", "one/emb"]
+    run(*fusion, "--model", "one/fusion", "--metrics-dir", "one/metrics", "--reports-dir", "one/reports")
+    out = run(*fusion, "--model", "two/fusion", "--metrics-dir", "two/metrics", "--reports-dir", "two/reports",
+              launcher=two_ranks)
     assert out.count("fusion_concat:") == 1
     fused = [json.loads((tmp_path / n / "metrics" / "fusion_concat.json").read_text()) for n in ("one", "two")]
     for split in ("val", "test_seen"):
         assert abs(fused[0][split]["auroc"] - fused[1][split]["auroc"]) <= TOLERANCE
 
 
-def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(tiny_pipeline, tmp_path):
+def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(stages, tmp_path):
     """Frozen features: each rank encodes its share and the shares merge to the one-process features.
     Fine-tuning: each rank streams its own shards (resampled) and the run completes with rank 0 writing."""
     from Step_4.embeddings import load_embeddings
 
-    t = tiny_pipeline["root"]
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
         "text_expert": {"max_length": 16, "device": "cpu", "embed_batch_size": 8,
@@ -84,42 +76,31 @@ def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(t
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     tuned = deep_merge(params, {"text_expert": {"mode": "finetune", "trainable_layers": 1}})
     (tmp_path / "finetune.yaml").write_text(yaml.safe_dump(tuned))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-
-    def run(*args, params="params.yaml"):
-        out = subprocess.run([*args, "--params", params], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300)
-        assert out.returncode == 0, f"{args}: {out.stdout[-2000:]}{out.stderr[-3000:]}"
-        return out.stdout
-
-    run(sys.executable, "-m", "Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
-        "--schema", str(t / "prepared" / "schema.json"), "--out", "shards")
-    text = ["-m", "Step_4.train_expert", "text", "--shards", "shards"]
-    for name, launcher in (("one", [sys.executable]), ("two", [torchrun, "--standalone", "--nproc_per_node", "2"])):
-        run(*launcher, *text, "--model", f"{name}/model", "--embeddings", f"{name}/emb", "--metrics-dir",
-            f"{name}/metrics", "--reports-dir", f"{name}/reports")
+    run, two_ranks = stages, [torchrun(), "--standalone", "--nproc_per_node", "2"]
+    stages.shards()
+    text = ["Step_4.train_expert", "text", "--shards", "shards"]
+    for name, launcher in (("one", None), ("two", two_ranks)):
+        run(*text, "--model", f"{name}/model", "--embeddings", f"{name}/emb", "--metrics-dir", f"{name}/metrics",
+            "--reports-dir", f"{name}/reports", launcher=launcher)
     for split in ("train", "test_seen"):
         one, two = (load_embeddings(tmp_path / n / "emb" / f"{split}.safetensors") for n in ("one", "two"))
         assert one["ids"] == two["ids"] and len(one["ids"]) > 0
         torch.testing.assert_close(one["features"], two["features"], atol=1e-4, rtol=1e-4)
-    out = run(torchrun, "--standalone", "--nproc_per_node", "2", *text, "--model", "tuned/model", "--embeddings",
-              "tuned/emb", "--metrics-dir", "tuned/metrics", "--reports-dir", "tuned/reports", params="finetune.yaml")
+    out = run(*text, "--model", "tuned/model", "--embeddings", "tuned/emb", "--metrics-dir", "tuned/metrics",
+              "--reports-dir", "tuned/reports", params="finetune.yaml", launcher=two_ranks)
     assert out.count("text_expert:") == 1
     assert 0 <= json.loads((tmp_path / "tuned/metrics/text_expert.json").read_text())["test_seen"]["auroc"] <= 1
 
 
-def test_a_rank_encodes_only_its_share(tiny_pipeline, tmp_path, monkeypatch):
+def test_a_rank_encodes_only_its_share(stages, tmp_path, monkeypatch):
     from core import distributed
     from Step_3.reader import ShardReader
     from Step_4.config import TextExpertConfig
     from Step_4.recipes import ExpertContext, extract_split, owner
     from Step_4.registry import create_expert
 
-    t = tiny_pipeline
-    subprocess.run([sys.executable, "-m", "Step_3.shard", "--manifest", str(t["root"] / "manifest.jsonl"), "--ocr",
-                    str(t["root"] / "ocr.jsonl"), "--schema", str(t["root"] / "prepared" / "schema.json"), "--out",
-                    str(tmp_path / "shards")], cwd=ROOT, check=True, capture_output=True)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    stages.shards()
     reader = ShardReader(tmp_path / "shards")
     cfg = TextExpertConfig(max_length=16, embed_batch_size=8)
     expert = create_expert("text", cfg, reader.meta)

@@ -3,9 +3,6 @@ same shards on disk."""
 import functools
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -33,25 +30,16 @@ def served(tmp_path):
     server.shutdown()
 
 
-def test_an_expert_trains_from_shards_over_http_as_from_disk(tiny_pipeline, served):
+def test_an_expert_trains_from_shards_over_http_as_from_disk(stages, served):
     root, url, served_paths = served
-    t = tiny_pipeline["root"]
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
         "tabular_expert": {"pretrained": False, "train": {"epochs": 2, "seeds": [0]}},
     })
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-    def run(*args):
-        out = subprocess.run([sys.executable, "-m", *args, "--params", "params.yaml"], cwd=root, env=env,
-                             capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, f"{args[0]}: {out.stderr[-3000:]}"
-
-    run("Step_3.shard", "--manifest", str(t / "manifest.jsonl"), "--ocr", str(t / "ocr.jsonl"),
-        "--schema", str(t / "prepared" / "schema.json"), "--out", "shards")
+    stages.shards()
     for name, shards in (("disk", "shards"), ("http", f"{url}/shards"), ("pipe", f"pipe:cat {root}/shards/{{}}")):
-        run("Step_4.train_expert", "tabular", "--shards", shards, "--model", f"{name}/model", "--embeddings",
+        stages("Step_4.train_expert", "tabular", "--shards", shards, "--model", f"{name}/model", "--embeddings",
             f"{name}/emb", "--metrics-dir", f"{name}/metrics", "--reports-dir", f"{name}/reports")
     meta = json.loads((root / "shards" / "meta.json").read_text())
     tars = [p for p in served_paths if p.endswith(".tar")]
