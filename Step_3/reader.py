@@ -175,9 +175,9 @@ class SplitLoader:
         local = max(1, batch_size // world)
         self.workers = num_workers
         steps = math.ceil(sum(sizes) / batch_size)
-        stages = [wds.ResampledShards(urls, seed=seed * 1_000_003, deterministic=True), wds.tarfile_to_samples()]
-        if select is not None:
-            stages.append(wds.select(select))
+        stages = [wds.ResampledShards(urls, seed=seed * 1_000_003, deterministic=True), wds.tarfile_to_samples(),
+                  # labelled samples only, so every batch is full on every rank and no rank skips a step
+                  wds.select(lambda raw: json.loads(raw["json"])["label"] >= 0 and (select is None or select(raw)))]
         stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed * 1_000_003 + 500_009))
         if not raw:
             stages.append(wds.map(decode_sample if decode_images else decode_without_image))

@@ -121,10 +121,15 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
 
 
-def attention_mask_4d(mask: torch.Tensor) -> torch.Tensor | None:
-    """The (B, 1, 1, L) boolean mask a BERT layer takes, or None when no position is padding (the layer then
-    runs the unmasked attention kernel, as the full model does)."""
-    return None if bool(mask.all()) else mask[:, None, None, :]
+def attention_mask_4d(mask: torch.Tensor, dtype: torch.dtype, eager: bool) -> torch.Tensor | None:
+    """The (B, 1, 1, L) mask a BERT layer takes: boolean for SDPA, additive (0 / dtype min) for the eager
+    attention, which adds the mask to the scores; None when no position is padding (the layer then runs the
+    unmasked kernel, as the full model does)."""
+    if bool(mask.all()):
+        return None
+    mask = mask[:, None, None, :]
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min) \
+        if eager else mask
 
 
 def check_halting(halting: str) -> None:
@@ -147,7 +152,8 @@ def dact_forward(backbone: nn.Module, layers, units: DactUnits, input_ids: torch
     mask = attention_mask.bool()
     run = Accumulation(len(input_ids), units.n_classes, hidden.shape[-1], hidden)
     states = []
-    layer_mask = attention_mask_4d(mask)
+    eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
+    layer_mask = attention_mask_4d(mask, hidden.dtype, eager)
     for n in range(n_layers):
         hidden = layers[n](hidden, attention_mask=layer_mask)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
@@ -164,7 +170,7 @@ def dact_forward(backbone: nn.Module, layers, units: DactUnits, input_ids: torch
         if done.any():
             keep = ~done
             run.active, hidden, mask = run.active[keep], hidden[keep], mask[keep]
-            layer_mask = attention_mask_4d(mask)
+            layer_mask = attention_mask_4d(mask, hidden.dtype, eager)
             if not len(run.active):
                 break
     return run.output(torch.stack(states, dim=1) if keep_states else None)

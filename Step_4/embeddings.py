@@ -41,9 +41,12 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
     seconds = time.perf_counter() - started
     if not ids:  # nothing selected (e.g. a rank's empty share): empty tensors of the right widths
         classes = expert.head_config["n_classes"]
-        return {"ids": [], "features": torch.zeros(0, expert.out_dim), "logits": torch.zeros(0, classes),
-                "labels": torch.zeros(0, dtype=torch.long), "true_labels": torch.zeros(0, dtype=torch.long),
-                "present": torch.zeros(0, dtype=torch.bool), "samples_per_s": 0.0}
+        empty = {"ids": [], "features": torch.zeros(0, expert.out_dim), "logits": torch.zeros(0, classes),
+                 "labels": torch.zeros(0, dtype=torch.long), "true_labels": torch.zeros(0, dtype=torch.long),
+                 "present": torch.zeros(0, dtype=torch.bool), "samples_per_s": 0.0}
+        if hasattr(expert.encoder, "layers_used"):
+            empty["layers_used"] = torch.zeros(0, dtype=torch.long)
+        return empty
     order = sorted(range(len(ids)), key=ids.__getitem__)
     index = torch.tensor(order, dtype=torch.long)
     data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],

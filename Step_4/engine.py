@@ -253,5 +253,8 @@ def log_epoch(live: Any, row: dict) -> None:
 
 
 def _check_finite(loss_sum: torch.Tensor, desc: str) -> None:
+    if distributed.active():  # every rank decides together, so none is left waiting in the next step
+        loss_sum = loss_sum.clone()
+        torch.distributed.all_reduce(loss_sum)
     if not torch.isfinite(loss_sum):
         raise PipelineError(f"{desc}: training diverged (non-finite loss); lower the learning rate or raise grad_clip")

@@ -90,9 +90,10 @@ def merge_extracted(parts: list[dict]) -> dict:
     order = torch.tensor(sorted(range(len(ids)), key=ids.__getitem__), dtype=torch.long)
     merged = {"ids": [ids[i] for i in order.tolist()],
               "samples_per_s": round(sum(part["samples_per_s"] for part in parts), 1)}
-    for key in parts[0]:
-        if torch.is_tensor(parts[0][key]):
-            merged[key] = torch.cat([part[key] for part in parts])[order]
+    first = next((part for part in parts if part["ids"]), parts[0])
+    for key in first:
+        if torch.is_tensor(first[key]):
+            merged[key] = torch.cat([part[key] for part in parts if part["ids"]] or [first[key]])[order]
     return merged
 
 

@@ -42,8 +42,10 @@ class EndToEndFusion(nn.Module):
         return self.head(self.fusion_inputs(batch))
 
     def auxiliary_loss(self):
-        """The head's own regulariser (e.g. the gated router's balance term), if it has one."""
-        return self.head.auxiliary_loss() if hasattr(self.head, "auxiliary_loss") else 0.0
+        """The head's own regulariser (e.g. the gated router's balance term) plus the experts' (e.g. a DACT text
+        expert's depth penalty)."""
+        head = self.head.auxiliary_loss() if hasattr(self.head, "auxiliary_loss") else 0.0
+        return head + sum(expert.auxiliary_loss() for expert in self.experts.values())
 
 
 def unfreeze(model: EndToEndFusion, cfg: FinetuneConfig) -> None:

@@ -213,3 +213,19 @@ def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(stages, tiny_ber
         "--metrics-dir", "metrics_ft", "--reports-dir", "reports_ft", params="finetune.yaml")
     depth = json.loads((tmp_path / "metrics_ft/text_expert.json").read_text())["depth"]
     assert set(depth) == {"dact", "dact_full_depth"}
+
+
+def test_eager_attention_masks_padding_too():
+    """Layer by layer, padded positions are masked whichever attention the model runs (eager adds the mask)."""
+    for implementation in ("eager", "sdpa"):
+        bert = tiny_bert()
+        bert.config._attn_implementation = implementation
+        model = DactText(bert, bert.encoder.layer, n_classes=2).eval()
+        ids = torch.randint(3, 50, (3, 9), generator=torch.Generator().manual_seed(5))
+        mask = torch.ones_like(ids)
+        mask[1, 4:] = 0
+        with torch.no_grad():
+            states = model(ids, mask, keep_states=True).states
+            hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        torch.testing.assert_close(states[:, -1], pooled, rtol=1e-4, atol=1e-5)
