@@ -86,8 +86,7 @@ def main() -> None:
     model_cfg = section(TabularModelConfig, "tabular_model", args.params)
     device = distributed.init(pick_device(cfg.device))  # several processes under torchrun
     encoder, config, report = pretrain(cfg, model_cfg, ShardReader(args.shards), device)
-    if distributed.is_main():  # only rank 0 writes
-        write_outputs(encoder, config, report, cfg, args)
+    distributed.on_main(lambda: write_outputs(encoder, config, report, cfg, args))  # rank 0 writes
     distributed.finish()
 
 

@@ -93,12 +93,14 @@ def main() -> None:
                         mfm_dir=Path(args.mfm) if args.mfm else None,
                         feature_cache=Path(args.feature_cache) if args.feature_cache else None)
     trained = train_expert(args.kind, cfg, ctx)
-    if distributed.is_main():  # only rank 0 writes
+    def write() -> None:  # rank 0 only
         live.end()
         report = save_outputs(name, trained, ctx.meta, embeddings=Path(args.embeddings), model=Path(args.model),
                               metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir),
                               seeds=cfg.train.seeds)
         print(f"{name}: {headline(report)}")
+
+    distributed.on_main(write)
     distributed.finish()
 
 

@@ -137,32 +137,33 @@ def run(method: str, args) -> None:
         tuned_result, runs, removal, tuned = finetune_end_to_end(model, cfg, args, reader, ids, device, live)
         summary["finetune"], seeds = tuned_result.summary(), seeds[:1]
         throughput["finetune_samples_per_s"] = tuned_result.samples_per_s
-    if not distributed.is_main():  # every rank trained and scored alike; rank 0 writes
-        distributed.finish()
-        return
-    if not result:  # nothing trained (late fusion): log the validation scores once
-        for key, value in split_metrics(data["val"]["label"].numpy(), runs[0]["val"], positive).items():
-            if key != "n":
-                live.log_metric(f"val/{key}", value)
-        live.next_step()
-    live.end()
-    report = {**summarize(runs, truth_of(data, "label", "true_label"), positive, seeds), "method": method, "params": params,
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "training": summary, "throughput": throughput,
-              "modality_removal_test_seen": {f"without_{m}": split_metrics(data["test_seen"]["label"].numpy(), p, positive)
-                                             for m, p in removal.items()}}
-    if hasattr(model, "gates") and tuned is None:
-        report["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities)
-                           for s in EVALUATED if s in data}
-        write_gate_plot(report["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
-    write_report(f"fusion_{method}", report, probs=runs[0]["test_seen"], labels=data["test_seen"]["label"].numpy(),
-                 classes=classes, positive=positive, metrics_dir=Path(args.metrics_dir),
-                 reports_dir=Path(args.reports_dir))
-    save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
-                modalities=cfg.modalities, experts_dir=args.experts,
-                ocr_settings=dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings), predictions=runs[0],
-                ids={s: data[s]["id"] for s in runs[0]}, tuned_experts=tuned)
-    print(f"fusion_{method}: {headline(report)}")
+
+    def write() -> None:  # rank 0 only: every rank trained and scored alike
+        if not result:  # nothing trained (late fusion): log the validation scores once
+            for key, value in split_metrics(data["val"]["label"].numpy(), runs[0]["val"], positive).items():
+                if key != "n":
+                    live.log_metric(f"val/{key}", value)
+            live.next_step()
+        live.end()
+        test_labels = data["test_seen"]["label"].numpy()
+        report = {**summarize(runs, truth_of(data, "label", "true_label"), positive, seeds), "method": method,
+                  "params": params, "parameters": sum(p.numel() for p in model.parameters()),
+                  "training": summary, "throughput": throughput,
+                  "modality_removal_test_seen": {f"without_{m}": split_metrics(test_labels, p, positive)
+                                                 for m, p in removal.items()}}
+        if hasattr(model, "gates") and tuned is None:
+            report["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities)
+                               for s in EVALUATED if s in data}
+            write_gate_plot(report["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
+        write_report(f"fusion_{method}", report, probs=runs[0]["test_seen"], labels=test_labels, classes=classes,
+                     positive=positive, metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir))
+        ocr_settings = dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings)
+        save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
+                    modalities=cfg.modalities, experts_dir=args.experts, ocr_settings=ocr_settings,
+                    predictions=runs[0], ids={s: data[s]["id"] for s in runs[0]}, tuned_experts=tuned)
+        print(f"fusion_{method}: {headline(report)}")
+
+    distributed.on_main(write)
     distributed.finish()
 
 

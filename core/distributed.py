@@ -81,6 +81,23 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+def on_main(write):
+    """Run `write()` on rank 0 only; every rank then learns whether it worked, so a failure ends every process
+    (the others raise too) instead of leaving them waiting. Returns write()'s result on rank 0, else None."""
+    result, error = None, None
+    if is_main():
+        try:
+            result = write()
+        except BaseException as err:  # noqa: BLE001 - re-raised below, after the other ranks are told
+            error = err
+    if active() and any(gather(error is not None)):
+        if error is None:
+            raise RuntimeError("rank 0 failed while writing the outputs (its error is in its log)")
+    if error is not None:
+        raise error
+    return result
+
+
 def finish() -> None:
     """Leave the process group (end of a stage)."""
     if active():

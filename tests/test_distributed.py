@@ -2,6 +2,7 @@
 every batch, gradients are averaged, validation predictions are gathered, and only rank 0 writes."""
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -112,3 +113,19 @@ def test_a_rank_encodes_only_its_share(stages, tmp_path, monkeypatch):
     ids = sorted(raw["__key__"] for raw in reader.samples("train", raw=True))
     mine = extract_split(expert, cfg, ctx, "train")["ids"]
     assert mine == [i for i in ids if owner(i, 2) == 1] and 0 < len(mine) < len(ids)
+
+
+def test_a_failed_write_on_rank_0_ends_every_process(stages, tmp_path):
+    """Rank 0 cannot write its model (a file stands where its folder goes): the run fails at once, no rank waits."""
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
+        "shard": {"maxcount": 8},
+        "tabular_expert": {"pretrained": False, "device": "cpu", "train": {"epochs": 1, "seeds": [0]}},
+    })
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stages.shards()
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    out = subprocess.run([torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "Step_4.train_expert", "tabular",
+                          "--shards", "shards", "--model", "blocker/model", "--embeddings", "emb", "--params",
+                          "params.yaml"], cwd=tmp_path, env=stages.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "rank 0 failed while writing" in out.stdout + out.stderr  # rank 1 was told and stopped too
