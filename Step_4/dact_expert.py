@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 
 import numpy as np
@@ -168,13 +167,11 @@ def layer_states(encoder: DactTextEncoder, cfg: TextExpertConfig, ctx, cache: Fe
     """{split: ids, states (N, layers, D), labels, true_labels}: every layer's pooled state, id-sorted. With a cache
     (frozen backbone) only texts not seen before run through the encoder."""
     out = {}
+    from Step_4.recipes import content_index
+
     encoder.eval().to(ctx.device)
     for split in ctx.splits:
-        index = []  # (id, content key, label, true label)
-        for raw in ctx.reader.samples(split, raw=True):
-            meta = json.loads(raw["json"])
-            index.append((raw["__key__"], encoder.content_key(raw), int(meta["label"]), int(meta.get("true_label", -1))))
-        index.sort()
+        index = content_index(encoder, ctx.reader, split)
         store = cache if cache is not None else MemoryStore()
         key_of = {i: k for i, k, _, _ in index}
         missing = {i for i, k, _, _ in index if k not in store}

@@ -110,14 +110,19 @@ def embed_splits(expert: Expert, cfg, ctx: ExpertContext, cache: FeatureCache | 
     return data
 
 
+def content_index(encoder, reader: ShardReader, split: str) -> list[tuple[str, str, int, int]]:
+    """(id, content key, label, true label) of every sample of a split, id-sorted like `extract`, from the raw tar
+    members (nothing decoded or encoded)."""
+    index = []
+    for raw in reader.samples(split, raw=True):
+        meta = json.loads(raw["json"])
+        index.append((raw["__key__"], encoder.content_key(raw), int(meta["label"]), int(meta.get("true_label", -1))))
+    return sorted(index)
+
+
 def embed_cached(expert: Expert, cfg, ctx: ExpertContext, split: str, cache: FeatureCache) -> dict:
     """One split's features from the cache by content key; the encoder runs only on the samples missing there."""
-    index = []  # (id, content key, label, true label), id-sorted like `extract`
-    for raw in ctx.reader.samples(split, raw=True):
-        meta = json.loads(raw["json"])
-        index.append((raw["__key__"], expert.encoder.content_key(raw), int(meta["label"]),
-                      int(meta.get("true_label", -1))))
-    index.sort()
+    index = content_index(expert.encoder, ctx.reader, split)
     key_of = {sample_id: key for sample_id, key, _, _ in index}
     missing = {sample_id for sample_id, key, _, _ in index if key not in cache}
     rate = 0.0
