@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import torch
 from safetensors.torch import load_file, save_file
 
+from core import threads
 from core.errors import PipelineError
 from core.progress import progress
 from Step_4.engine import to_device
@@ -27,6 +28,7 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
     ids, feats, logits, labels, truth, present, depth = [], [], [], [], [], [], []
     started, count = time.perf_counter(), 0
     for batch in progress(batches, total=total, desc=desc, unit="batch", leave=False):
+        threads.refresh()
         batch = to_device(batch, device)
         f = expert.forward_features(batch) if "features" not in batch else batch["features"]
         feats.append(f.float().cpu())

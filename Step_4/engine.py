@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import distributed
+from core import distributed, threads
 from core.errors import PipelineError
 from core.progress import progress
 from Step_4.config import TrainConfig
@@ -222,6 +222,7 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
     loss_sum, steps, samples = torch.zeros((), dtype=torch.float64, device=device), 0, 0
     for batch in progress(batches, total=steps_per_epoch, desc=desc, unit="batch", leave=False, mininterval=2.0,
                           disable=steps_per_epoch < 100 or not distributed.is_main()):
+        threads.refresh()  # other stages started or ended on this machine: share the cores again
         batch = batch if per_rank else distributed.local_rows(batch)  # several processes: this rank's rows
         if batch is None:
             continue

@@ -10,8 +10,12 @@ class PipelineError(Exception):
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a PipelineError becomes one clear line on stderr and exit code 2."""
+    """Run a stage's main(); a PipelineError becomes one clear line on stderr and exit code 2. The stage is
+    registered as running on this machine, so thread pools are shared with stages beside it (core.threads)."""
+    from core import threads
+
     try:
+        threads.claim()
         main()
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
