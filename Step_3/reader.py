@@ -120,14 +120,16 @@ class SplitLoader:
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
-    len() then still counts every sample. A training loader (shuffle) in a run on several processes streams
-    per rank instead (`per_rank`; see `_init_per_rank`).
+    len() then still counts every sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer`
+    samples by a key of the transformed sample, e.g. text length, so that batches pad little. A training
+    loader (shuffle) in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
     """
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
                  batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, shuffle_buffer: int = 1000,
                  decode_images: bool = True, raw: bool = False, pin_memory: bool = False,
-                 select: Callable[[dict], bool] | None = None):
+                 select: Callable[[dict], bool] | None = None, order_by: Callable[[dict], float] | None = None,
+                 order_buffer: int = 2048):
         import torch
 
         from core import distributed
@@ -154,7 +156,10 @@ class SplitLoader:
                                          seed=seed * 1_000_003 + 500_009))
         if not raw:
             stages.append(wds.map(decode_sample if decode_images else decode_without_image))
-        stages += [wds.map(transform), wds.batched(batch_size, collation_fn=collate, partial=True)]
+        stages.append(wds.map(transform))
+        if order_by is not None and not shuffle:
+            stages.append(sorted_in_buffers(order_by, order_buffer))
+        stages.append(wds.batched(batch_size, collation_fn=collate, partial=True))
         # transforms are closures: fork them into workers (spawn would have to pickle them)
         context = "fork" if self.workers and "fork" in multiprocessing.get_all_start_methods() else None
         self.loader = torch.utils.data.DataLoader(
@@ -195,6 +200,21 @@ class SplitLoader:
 
     def __len__(self) -> int:
         return self.steps
+
+
+def sorted_in_buffers(key: Callable[[dict], float], size: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
+    """A pipeline stage that sorts each run of `size` samples by key: batches of texts of alike length pad little.
+    The order changes, the set of samples and the number of batches do not."""
+    def stage(samples: Iterator[dict]) -> Iterator[dict]:
+        buffer: list[dict] = []
+        for sample in samples:
+            buffer.append(sample)
+            if len(buffer) == size:
+                yield from sorted(buffer, key=key)
+                buffer = []
+        yield from sorted(buffer, key=key)
+
+    return stage
 
 
 class ShardReader:

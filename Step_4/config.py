@@ -53,6 +53,8 @@ class ShardExpertConfig:
     embed_batch_size: int = 64
     num_workers: int = 0
     device: str = "auto"
+    runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = "torch"  # where features are extracted (auto: openvino on CPU, torch on CUDA)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on the CPU (Step_4.runtime)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property
@@ -62,6 +64,8 @@ class ShardExpertConfig:
 
     def __post_init__(self) -> None:
         check(self.trainable >= -1, "the number of trainable layers must be >= -1")
+        check(self.runtime in ("auto", "torch") or not self.device.startswith("cuda"),
+              f"runtime {self.runtime} runs on the CPU; with device {self.device} use runtime: torch")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
         check(self.head_hidden >= 1 and self.embed_batch_size >= 1 and self.num_workers >= 0, "sizes must be positive")
 
@@ -104,6 +108,8 @@ class TextExpertConfig(ShardExpertConfig):
         check(8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}")
         check(not (self.adaptive == "dact" and self.projection), "adaptive: dact runs a BERT-style encoder layer by "
               "layer; it does not combine with projection (CLIP / SigLIP towers)")
+        check(not (self.adaptive == "dact" and self.runtime not in ("auto", "torch")), "adaptive: dact stops each meme after its own "
+              "layer, which an exported graph cannot do; set text_expert.runtime: torch")
 
 
 @dataclass

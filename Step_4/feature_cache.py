@@ -21,14 +21,14 @@ from core.files import atomic_write_bytes
 
 
 # bump when the code that turns content into features changes in a way the config and weights do not show
-FEATURE_CODE_VERSION = 2
+FEATURE_CODE_VERSION = 3
 
 
-def fingerprint(encoder: torch.nn.Module) -> str:
-    """sha256 over the feature code version, the encoder's class and config, the torch version, and every
-    tensor of its state dict (names, dtypes, shapes, bytes)."""
+def fingerprint(encoder: torch.nn.Module, how: dict | None = None) -> str:
+    """sha256 over the feature code version, the encoder's class and config, the torch version, how it runs
+    (`how`: runtime and precision), and every tensor of its state dict (names, dtypes, shapes, bytes)."""
     head = {"code": FEATURE_CODE_VERSION, "class": type(encoder).__name__, "config": encoder.to_config(),
-            "torch": torch.__version__.split("+")[0]}
+            "torch": torch.__version__.split("+")[0], **({"how": how} if how else {})}
     digest = hashlib.sha256(json.dumps(head, sort_keys=True).encode())
     for name, tensor in sorted(encoder.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()

@@ -22,6 +22,7 @@ from Step_4.engine import FitResult, classification, fit, labelled_batches, labe
 from Step_4.expert import Expert
 from Step_4.feature_cache import FeatureCache, fingerprint
 from Step_4.inputs import shard_batches
+from Step_4 import runtime
 from Step_4.registry import create_expert
 from Step_4.report import softmax
 
@@ -72,10 +73,15 @@ def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=No
     if distributed.active():
         rank, world, keep = distributed.rank(), distributed.world_size(), select
         select = lambda raw: owner(raw["__key__"], world) == rank and (keep is None or keep(raw))  # noqa: E731
+    options = {"select": select} if select is not None else {}
+    order = getattr(expert.encoder, "batch_order", None)  # e.g. text length: batches of alike texts pad little
+    if order is not None:
+        options["order_by"] = lambda row: order(row[expert.modality])
     loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
-                           batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device,
-                           **({"select": select} if select is not None else {}))
-    data = extract(expert, loader, ctx.device, total=total or len(loader), desc=f"{expert.modality} features {split}")
+                           batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device, **options)
+    with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, ctx.device):
+        data = extract(expert, loader, ctx.device, total=total or len(loader),
+                       desc=f"{expert.modality} features {split}")
     return merge_extracted(distributed.gather(data)) if distributed.active() else data
 
 
@@ -100,11 +106,12 @@ def merge_extracted(parts: list[dict]) -> dict:
 def embed_splits(expert: Expert, cfg, ctx: ExpertContext, cache: FeatureCache | None = None) -> dict:
     """Features and logits of every split, in one pass each; with a cache, only samples not in it are encoded."""
     data = {}
-    for split in ctx.splits:
-        if cache is None:
-            data[split] = extract_split(expert, cfg, ctx, split)
-        else:
-            data[split] = embed_cached(expert, cfg, ctx, split, cache)
+    with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, ctx.device):  # exported once for every split
+        for split in ctx.splits:
+            if cache is None:
+                data[split] = extract_split(expert, cfg, ctx, split)
+            else:
+                data[split] = embed_cached(expert, cfg, ctx, split, cache)
     if cache is not None:
         cache.save()
     return data
@@ -200,7 +207,7 @@ def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
             return expert, *train_finetune(expert, cfg, cfg.train.for_seed(seed), ctx, live)
         expert.encoder.freeze(0)
         if not features:  # a frozen encoder gives the same features whatever the seed
-            features.update(embed_splits(expert, cfg, ctx, open_cache(expert, ctx)))
+            features.update(embed_splits(expert, cfg, ctx, open_cache(expert, ctx, cfg)))
         # encoding draws random numbers (the loader's seed) and a cache hit does not: reseed so that training
         # is the same whether the features were encoded now or read from the feature cache
         seed_everything(seed)
@@ -213,8 +220,10 @@ def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
     return trained
 
 
-def open_cache(expert: Expert, ctx: ExpertContext) -> FeatureCache | None:
-    """The frozen encoder's feature cache, when the stage has one and the encoder says what its content is."""
+def open_cache(expert: Expert, ctx: ExpertContext, cfg) -> FeatureCache | None:
+    """The frozen encoder's feature cache, when the stage has one and the encoder says what its content is; the
+    runtime and precision that make the features are part of its fingerprint."""
     if ctx.feature_cache is None or not hasattr(expert.encoder, "content_key"):
         return None
-    return FeatureCache(ctx.feature_cache, fingerprint(expert.encoder))
+    return FeatureCache(ctx.feature_cache,
+                        fingerprint(expert.encoder, runtime.plan(expert.encoder, cfg.runtime, cfg.precision, ctx.device)))

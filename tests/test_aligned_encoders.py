@@ -59,7 +59,7 @@ def test_towers_give_the_models_own_projected_embeddings(tiny_clip):
     assert unprojected.out_dim == 32
     vision = TowerVisionEncoder(model=f"hf:{tiny_clip}", projection=True).eval()
     assert vision.out_dim == 16 and vision.data_config["input_size"] == (3, 32, 32)
-    pixels = vision.transform(False)(Image.new("RGB", (90, 60), (200, 40, 40))).unsqueeze(0)
+    pixels = vision.normalize(vision.transform(False)(Image.new("RGB", (90, 60), (200, 40, 40))).unsqueeze(0))
     with torch.no_grad():
         expected = full.get_image_features(pixel_values=pixels)
         expected = expected if torch.is_tensor(expected) else expected.pooler_output

@@ -13,7 +13,7 @@ from Step_4.recipes import ExpertContext, embed_splits
 from Step_4.text_encoder import TextEncoder
 from Step_4.vision_encoder import VisionEncoder
 
-CFG = SimpleNamespace(embed_batch_size=8, num_workers=0)
+CFG = SimpleNamespace(embed_batch_size=8, num_workers=0, runtime="torch", precision="fp32")
 
 
 def write_shard_set(t: dict, out, drop: int | None = None) -> ShardReader:

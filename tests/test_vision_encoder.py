@@ -6,6 +6,7 @@ import json
 import pytest
 import timm
 import torch
+import torchvision.transforms as T
 from PIL import Image
 from safetensors.torch import save_file
 from skimage.data import chelsea
@@ -31,7 +32,7 @@ def test_bundled_weights_are_imagenet_pretrained(encoder, cat_image):
     classifier.load_state_dict(bundled_state_dict("tf_efficientnet_lite0", classifier))
     x = encoder.transform(train=False)(cat_image).unsqueeze(0)
     with torch.no_grad():
-        logits = classifier(x)
+        logits = classifier(encoder.normalize(x))
         features = encoder(x)
     assert logits.argmax(1).item() in IMAGENET_CATS
     # The encoder is the same network minus its classifier.
@@ -107,7 +108,12 @@ def test_hub_offline_is_a_pipeline_error(monkeypatch):
 
 def test_transforms(encoder, cat_image):
     x = encoder.transform(train=False)(cat_image)
-    assert x.shape == (3, 224, 224)
-    assert x.min() >= -1.05 and x.max() <= 1.05
+    assert x.shape == (3, 224, 224) and x.dtype == torch.uint8
     y = encoder.transform(train=True)(cat_image.convert("RGBA"))
-    assert y.shape == (3, 224, 224)
+    assert y.shape == (3, 224, 224) and y.dtype == torch.uint8
+    # batched normalisation in the encoder equals torchvision's per-image ToTensor + Normalize, bit for bit
+    reference = T.Normalize(encoder.data_config["mean"], encoder.data_config["std"])(
+        T.ToTensor()(T.Resize((224, 224), interpolation=T.InterpolationMode.BICUBIC)(cat_image)))
+    assert torch.equal(encoder.normalize(x.unsqueeze(0))[0], reference)
+    with torch.no_grad():  # the same input; the memory layout may pick another convolution kernel
+        torch.testing.assert_close(encoder(x.unsqueeze(0)), encoder(reference.unsqueeze(0)), rtol=1e-5, atol=1e-5)

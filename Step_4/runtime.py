@@ -1,0 +1,146 @@
+"""Where an encoder runs while features are extracted: PyTorch, OpenVINO or ONNX Runtime, in fp32 or bf16.
+
+`runtime: openvino | onnxruntime` (`auto`: openvino on the CPU, torch on a GPU) exports the encoder (eval mode, its weights as they are now) to ONNX with
+torch.onnx and runs the export on the CPU. In fp32 its features equal PyTorch's within FP32_TOLERANCE (tested).
+`precision: bf16` computes in bfloat16: torch autocast (CUDA, or a CPU with bf16 support), or OpenVINO's bf16
+inference; its features agree with fp32 to a cosine of BF16_COSINE. `auto` is bf16 on CUDA and fp32 on the CPU, so CPU
+results do not depend on which instructions a CPU has.
+
+An encoder that can be exported says which batch tensors its forward takes (`runtime_inputs(batch)`, in the
+order of its forward's arguments) and which of their axes vary (`runtime_axes`).
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from core import threads
+from core.errors import PipelineError
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")  # auto: openvino on the CPU, torch on CUDA
+PRECISIONS = ("auto", "fp32", "bf16")
+FP32_TOLERANCE = 1e-4  # max |exported - torch| per feature, fp32 (measured: ~1e-5 for EfficientNet-Lite0 and MiniLM)
+BF16_COSINE = 0.99  # min cosine similarity of a bf16 feature vector with the fp32 one (measured: >= 0.996)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """'fp32' or 'bf16' for a configured precision on a device."""
+    if precision not in PRECISIONS:
+        raise PipelineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if str(device).startswith("cuda") else "fp32"
+    return precision
+
+
+def plan(encoder: torch.nn.Module, runtime: str, precision: str, device: str) -> dict:
+    """The runtime and precision that run this encoder on this device. `auto` is openvino on the CPU for an
+    encoder that can be exported (`runtime_inputs`), else torch. The feature cache fingerprint records the
+    plan: features from another runtime or precision differ slightly."""
+    if runtime not in RUNTIMES:
+        raise PipelineError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "auto":
+        runtime = "openvino" if str(device) == "cpu" and hasattr(encoder, "runtime_inputs") else "torch"
+    return {"runtime": runtime, "precision": resolve_precision(precision, device)}
+
+
+@contextlib.contextmanager
+def inference(encoder: torch.nn.Module, runtime: str, precision: str, device: str) -> Iterator[None]:
+    """Within the block, `encoder.features(batch)` runs on the runtime at the precision (float32 out)."""
+    chosen = plan(encoder, runtime, precision, device)
+    runtime, precision = chosen["runtime"], chosen["precision"]
+    if (runtime == "torch" and precision == "fp32") or "features" in vars(encoder):  # plain, or already inside
+        yield
+        return
+    if runtime == "torch":
+        run = _autocast(encoder.features, device)
+    else:
+        if str(device) != "cpu":
+            raise PipelineError(f"runtime {runtime} runs on the CPU; on device {device} use runtime: torch or auto")
+        if not hasattr(encoder, "runtime_inputs"):
+            raise PipelineError(f"{type(encoder).__name__} cannot be exported to {runtime}; use runtime: torch")
+        run = Exported(encoder, runtime, precision)
+    encoder.features = run  # an instance attribute: shadows the method until the block ends
+    try:
+        yield
+    finally:
+        del encoder.features
+
+
+def _autocast(features: Callable, device: str) -> Callable:
+    device_type = "cuda" if str(device).startswith("cuda") else "cpu"
+
+    def run(batch: dict) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return features(batch).float()
+
+    return run
+
+
+class Exported:
+    """The encoder exported on its first batch, then run by OpenVINO / ONNX Runtime for every batch."""
+
+    def __init__(self, encoder: torch.nn.Module, runtime: str, precision: str):
+        if runtime == "onnxruntime" and precision == "bf16":
+            raise PipelineError("onnxruntime runs fp32 here; for bf16 use runtime: openvino or torch")
+        self.encoder, self.runtime, self.precision = encoder, runtime, precision
+        self.session = None
+        self.applied_precision: str | None = None  # what the runtime really used (OpenVINO may fall back to f32)
+
+    def __call__(self, batch: dict) -> torch.Tensor:
+        inputs = self.encoder.runtime_inputs(batch)
+        if self.session is None:
+            self.session = self._compile(inputs)
+        arrays = [t.detach().cpu().numpy() for t in inputs.values()]
+        return torch.from_numpy(np.ascontiguousarray(self.session(arrays), dtype=np.float32))
+
+    def _compile(self, example: dict[str, torch.Tensor]) -> Callable[[list], np.ndarray]:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "encoder.onnx"
+            export_onnx(self.encoder, example, path)
+            if self.runtime == "openvino":
+                return self._openvino(path)
+            return self._onnxruntime(path, list(example))
+
+    def _openvino(self, path: Path) -> Callable[[list], np.ndarray]:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise PipelineError("runtime openvino needs the 'openvino' package (make setup)") from None
+        compiled = ov.Core().compile_model(str(path), "CPU", {
+            "INFERENCE_NUM_THREADS": threads.current(), "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32"})
+        self.applied_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        request = compiled.create_infer_request()
+        return lambda arrays: request.infer(arrays)[0].copy()
+
+    def _onnxruntime(self, path: Path, names: list[str]) -> Callable[[list], np.ndarray]:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise PipelineError("runtime onnxruntime needs the 'onnxruntime' package (pip install onnxruntime)") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads.current(), 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.applied_precision = "f32"
+        return lambda arrays: session.run(None, dict(zip(names, arrays)))[0]
+
+
+def export_onnx(encoder: torch.nn.Module, example: dict[str, torch.Tensor], path: Path) -> None:
+    """The encoder's forward on these inputs (by name, varying along `runtime_axes`) as an ONNX file."""
+    encoder.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python branches it fixes at this input
+            torch.onnx.export(encoder, tuple(example.values()), str(path), input_names=list(example),
+                              output_names=["features"], dynamic_axes=dict(encoder.runtime_axes),
+                              opset_version=17, dynamo=False)
+    except Exception as err:  # an architecture the exporter cannot trace
+        raise PipelineError(f"cannot export {type(encoder).__name__} to ONNX ({type(err).__name__}: {err}); "
+                            "use runtime: torch") from None

@@ -1,0 +1,61 @@
+"""Stages on one machine share its cores (core.threads): each live registered stage counts, ended ones do not."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import threads
+from core.errors import PipelineError
+
+
+@pytest.fixture
+def jobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_JOBS_DIR", str(tmp_path / "jobs"))
+    monkeypatch.delenv("PIPELINE_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    return tmp_path / "jobs"
+
+
+def test_live_stages_share_the_cores_and_ended_ones_are_forgotten(jobs):
+    jobs.mkdir()
+    assert threads.share() == 8  # alone: every core
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (jobs / str(sleeper.pid)).write_text("another stage")
+        (jobs / str(os.getpid())).write_text("this stage")
+        assert threads.live_jobs() == 2 and threads.share() == 4
+        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        (jobs / ended.stdout.strip()).write_text("a stage that crashed without unregistering")
+        assert threads.share() == 4 and not (jobs / ended.stdout.strip()).exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert threads.share() == 8
+
+
+def test_fixed_thread_count(jobs, monkeypatch):
+    monkeypatch.setenv("PIPELINE_THREADS", "3")
+    assert threads.share() == 3
+    monkeypatch.setenv("PIPELINE_THREADS", "many")
+    with pytest.raises(PipelineError, match="PIPELINE_THREADS"):
+        threads.share()
+
+
+def test_a_stage_sizes_torch_beside_another(jobs, tmp_path):
+    """Two registered processes: the second sizes torch to half the cores it may use; after it ends its file is gone."""
+    script = ("import torch; from core import threads; from core.errors import run_cli\n"
+              "run_cli(lambda: print(torch.get_num_threads()))")
+    env = {**os.environ, "PIPELINE_JOBS_DIR": str(jobs), "PYTHONPATH": os.getcwd()}
+    env.pop("PIPELINE_THREADS", None)
+    alone = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (jobs / str(sleeper.pid)).write_text("another stage")
+        beside = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    cores = len(os.sched_getaffinity(0))
+    assert int(alone.stdout) == cores and int(beside.stdout) == max(1, cores // 2)
+    assert sorted(p.name for p in jobs.iterdir()) == [str(sleeper.pid)]  # each stage removed its own file
