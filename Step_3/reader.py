@@ -121,15 +121,15 @@ class SplitLoader:
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
     len() then still counts every sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer`
-    samples by a key of the transformed sample, e.g. text length, so that batches pad little. A training
+    transformed samples by their keys (a list of samples -> a key each, e.g. token counts), so batches pad little. A training
     loader (shuffle) in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
     """
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
                  batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, shuffle_buffer: int = 1000,
                  decode_images: bool = True, raw: bool = False, pin_memory: bool = False,
-                 select: Callable[[dict], bool] | None = None, order_by: Callable[[dict], float] | None = None,
-                 order_buffer: int = 2048):
+                 select: Callable[[dict], bool] | None = None,
+                 order_by: Callable[[list[dict]], list[float]] | None = None, order_buffer: int = 4096):
         import torch
 
         from core import distributed
@@ -202,17 +202,23 @@ class SplitLoader:
         return self.steps
 
 
-def sorted_in_buffers(key: Callable[[dict], float], size: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
-    """A pipeline stage that sorts each run of `size` samples by key: batches of texts of alike length pad little.
+def sorted_in_buffers(keys: Callable[[list[dict]], list[float]], size: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
+    """A pipeline stage that sorts each run of `size` samples by their keys (`keys` maps a run to one key per
+    sample, e.g. token counts from one batched tokenizer call): batches of texts of alike length pad little.
     The order changes, the set of samples and the number of batches do not."""
+    def in_order(buffer: list[dict]) -> list[dict]:
+        order = keys(buffer)
+        return [buffer[i] for i in sorted(range(len(buffer)), key=order.__getitem__)]
+
     def stage(samples: Iterator[dict]) -> Iterator[dict]:
         buffer: list[dict] = []
         for sample in samples:
             buffer.append(sample)
             if len(buffer) == size:
-                yield from sorted(buffer, key=key)
+                yield from in_order(buffer)
                 buffer = []
-        yield from sorted(buffer, key=key)
+        if buffer:
+            yield from in_order(buffer)
 
     return stage
 

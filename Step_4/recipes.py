@@ -74,9 +74,9 @@ def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=No
         rank, world, keep = distributed.rank(), distributed.world_size(), select
         select = lambda raw: owner(raw["__key__"], world) == rank and (keep is None or keep(raw))  # noqa: E731
     options = {"select": select} if select is not None else {}
-    order = getattr(expert.encoder, "batch_order", None)  # e.g. text length: batches of alike texts pad little
+    order = getattr(expert.encoder, "batch_order", None)  # e.g. token counts: batches of alike texts pad little
     if order is not None:
-        options["order_by"] = lambda row: order(row[expert.modality])
+        options["order_by"] = lambda rows: order([row[expert.modality] for row in rows])
     loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
                            batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device, **options)
     with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, ctx.device):

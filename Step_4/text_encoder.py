@@ -124,10 +124,9 @@ class TextEncoder(nn.Module):
     def runtime_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
-    @staticmethod
-    def batch_order(text: str) -> int:
-        """Sort key for extraction: texts of alike length share a batch and pad little (1.7x faster here)."""
-        return len(text)
+    def batch_order(self, texts: list[str]) -> list[int]:
+        """Sort keys for extraction, the token counts: texts of alike length share a batch and pad little."""
+        return [len(ids) for ids in self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]]
 
     @staticmethod
     def content_key(raw: dict) -> str:

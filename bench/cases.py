@@ -302,7 +302,8 @@ def bench_embed_cache(data: dict, results: dict) -> None:
     new = set(range(0, n, 100))  # 1 % of the memes arrive later
     older = _shard_subset(data, work / "shards_99", [i for i in range(n) if i not in new])
     everything = _shard_subset(data, work / "shards_100", list(range(n)))
-    cfg = SimpleNamespace(embed_batch_size=64, num_workers=0)
+    # PyTorch here: this case measures the cache; an exported runtime's one-off compile would blur the ratio
+    cfg = SimpleNamespace(embed_batch_size=64, num_workers=0, runtime="torch", precision="fp32")
 
     def embed(reader, cache_dir):
         for m in ("text", "vision"):
@@ -316,6 +317,145 @@ def bench_embed_cache(data: dict, results: dict) -> None:
     results["ratios"]["embed_cache_add_1pct_speedup"] = round(full / incremental, 1)
     results["ratios"]["embed_cache_unchanged_speedup"] = round(full / unchanged, 1)
     results["throughput"]["embed_text_vision_samples_per_s_uncached"] = n / full
+
+
+ENCODER_SPLITS = ("val", "test_seen", "test_unseen")  # 1,748 memes of the default data
+
+
+def _legacy_vision_batches(reader: ShardReader, encoder, split: str, batch_size: int):
+    """The extraction input path before the speed work: per image PIL convert + PIL resize + ToTensor +
+    Normalize, float batches (the encoder takes normalised floats as they are)."""
+    import torchvision.transforms as T
+
+    _, height, width = encoder.data_config["input_size"]
+    per_image = T.Compose([T.Lambda(lambda im: im.convert("RGB")),
+                           T.Resize((height, width), interpolation=T.InterpolationMode(encoder.data_config["interpolation"])),
+                           T.ToTensor(), T.Normalize(encoder.data_config["mean"], encoder.data_config["std"])])
+
+    def transform(sample: dict) -> dict:
+        return {"id": sample["id"], "label": int(sample["meta"]["label"]),
+                "true_label": int(sample["meta"].get("true_label", -1)), "image": per_image(sample["image"])}
+
+    def collate(rows: list[dict]) -> dict:
+        return {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows]),
+                "true_label": torch.tensor([r["true_label"] for r in rows]),
+                "image": torch.stack([r["image"] for r in rows]), "vision_present": torch.ones(len(rows), dtype=torch.bool)}
+
+    return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size)
+
+
+def bench_encoders(data: dict, results: dict) -> None:
+    """Frozen-feature extraction, the stage's path (params.yaml: runtime, precision, length-sorted text
+    batches, uint8 images) vs the path before it (PyTorch fp32, per-image float preprocessing, text in shard
+    order), in the same run on the default data's val and test splits (needs data/shards from `make run`).
+    Times cover reading the shards, decoding, preprocessing and the encoder, as in the stage."""
+    import dataclasses
+
+    from core.params import section
+    from Step_4 import runtime
+    from Step_4.config import TextExpertConfig, VisionExpertConfig
+    from Step_4.embeddings import extract
+    from Step_4.inputs import shard_batches
+    from Step_4.recipes import ExpertContext, extract_split
+    from Step_4.registry import create_expert
+
+    shards = ROOT / "data" / "shards"
+    if not (shards / "meta.json").is_file():
+        results["encoders"] = {"skipped": "no data/shards: run `make run` first"}
+        return
+    device = _device()
+    ctx = ExpertContext(reader=ShardReader(shards), device=device)
+    report = {}
+    for kind, config in (("vision", VisionExpertConfig), ("text", TextExpertConfig)):
+        cfg = dataclasses.replace(section(config, f"{kind}_expert", ROOT / "params.yaml"), device=device)
+        expert = create_expert(kind, cfg, ctx.meta)
+        expert.encoder.freeze(0)
+
+        def before():
+            out = []
+            for split in ENCODER_SPLITS:
+                batches = (_legacy_vision_batches(ctx.reader, expert.encoder, split, cfg.embed_batch_size)
+                           if kind == "vision" else
+                           shard_batches(ctx.reader, {kind: expert.encoder}, split, train=False,
+                                         batch_size=cfg.embed_batch_size, device=device))
+                out.append(extract(expert, batches, device)["features"])
+            return torch.cat(out)
+
+        def now():
+            with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, device):  # compiled once, as in the stage
+                return torch.cat([extract_split(expert, cfg, ctx, split)["features"] for split in ENCODER_SPLITS])
+
+        old, t_old = _timed(before)
+        new, t_new = _timed(now)
+        count = len(new)
+        plan = runtime.plan(expert.encoder, cfg.runtime, cfg.precision, device)
+        results["ratios"][f"{kind}_extraction_speedup"] = round(t_old / t_new, 2)
+        results["throughput"][f"{kind}_extraction_before_per_s_{device}"] = count / t_old
+        results["throughput"][f"{kind}_extraction_now_per_s_{device}"] = count / t_new
+        cosine = torch.nn.functional.cosine_similarity(new, old, dim=1)
+        report[kind] = {**plan, "memes": count, "max_abs_diff": round((new - old).abs().max().item(), 6),
+                        "min_cosine": round(cosine.min().item(), 6)}
+    results["encoders"] = report
+
+
+SIDE_BY_SIDE = {  # two stage commands (the default pipeline's), outputs redirected to a scratch folder
+    "fusion_gated": ["-m", "Step_5.train_fusion", "gated", "--shards", "{R}/data/shards", "--embeddings",
+                     "{R}/data/embeddings", "--experts", "{R}/models", "--model", "{W}/fusion", "--metrics-dir",
+                     "{W}/fusion_metrics", "--reports-dir", "{W}/fusion_reports", "--params", "{R}/params.yaml"],
+    "tabular_expert": ["-m", "Step_4.train_expert", "tabular", "--shards", "{R}/data/shards", "--mfm",
+                       "{R}/models/tabular_mfm", "--model", "{W}/tabular", "--embeddings", "{W}/tabular_embeddings",
+                       "--metrics-dir", "{W}/tabular_metrics", "--reports-dir", "{W}/tabular_reports",
+                       "--params", "{R}/params.yaml"],
+}
+
+
+def _side_by_side(data: dict, results: dict, shared: bool) -> None:
+    if not (ROOT / "data" / "embeddings").is_dir() or not (ROOT / "models" / "tabular_mfm").is_dir():
+        results["side_by_side"] = {"skipped": "the default pipeline is not built here; run `make run` first"}
+        return
+    work = data["work"] / "side_by_side"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_JOBS_DIR": str(work / "jobs")}
+    if not shared:  # every stage takes every core, as before the stages shared them
+        env["PIPELINE_THREADS"] = str(os.cpu_count() or 1)
+
+    def start(name: str, tag: str) -> subprocess.Popen:
+        args = [a.replace("{R}", str(ROOT)).replace("{W}", str(work / tag)) for a in SIDE_BY_SIDE[name]]
+        (work / tag).mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen([sys.executable, *args], cwd=work / tag, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def wait(procs: dict[str, subprocess.Popen], t0: float) -> dict[str, float]:
+        done = {}
+        while len(done) < len(procs):
+            for name, proc in procs.items():
+                if name not in done and proc.poll() is not None:
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"side-by-side: {name} failed ({' '.join(proc.args)})")
+                    done[name] = time.perf_counter() - t0
+            time.sleep(0.05)
+        return done
+
+    alone = {}
+    for name in SIDE_BY_SIDE:
+        alone.update(wait({name: start(name, f"alone_{name}")}, time.perf_counter()))
+    t0 = time.perf_counter()
+    together = wait({name: start(name, f"together_{name}") for name in SIDE_BY_SIDE}, t0)
+    label = "side_by_side" if shared else "side_by_side_unshared"
+    for name in SIDE_BY_SIDE:
+        results["ratios"][f"{label}_{name}_slowdown"] = round(together[name] / alone[name], 2)
+    results[label] = {"alone_s": {k: round(v, 1) for k, v in alone.items()},
+                      "together_s": {k: round(v, 1) for k, v in together.items()}}
+
+
+def bench_side_by_side(data: dict, results: dict) -> None:
+    """Two real stages (fusion gated, tabular expert) alone, then side by side: each one's slowdown
+    (target <= 2.5x). Needs the built default pipeline."""
+    _side_by_side(data, results, shared=True)
+
+
+def bench_side_by_side_unshared(data: dict, results: dict) -> None:
+    """The same with PIPELINE_THREADS fixed to every core, i.e. the stages not sharing them (as before)."""
+    _side_by_side(data, results, shared=False)
 
 
 CHANGES = {  # one param per step -> the stages that must rerun

@@ -83,8 +83,9 @@ def test_plan_and_clear_errors(vision, text):
 
 
 def test_sorted_buffers_keep_every_sample():
-    stage = sorted_in_buffers(len, 3)
+    stage = sorted_in_buffers(lambda run: [len(s) for s in run], 3)
     assert list(stage(iter(["ccc", "a", "bb", "dddd", "e"]))) == ["a", "bb", "ccc", "e", "dddd"]
+    assert list(stage(iter([]))) == []
 
 
 def test_length_sorted_text_extraction_gives_the_same_features(tiny_pipeline, tmp_path, text):

@@ -111,9 +111,12 @@ def test_transforms(encoder, cat_image):
     assert x.shape == (3, 224, 224) and x.dtype == torch.uint8
     y = encoder.transform(train=True)(cat_image.convert("RGBA"))
     assert y.shape == (3, 224, 224) and y.dtype == torch.uint8
-    # batched normalisation in the encoder equals torchvision's per-image ToTensor + Normalize, bit for bit
-    reference = T.Normalize(encoder.data_config["mean"], encoder.data_config["std"])(
-        T.ToTensor()(T.Resize((224, 224), interpolation=T.InterpolationMode.BICUBIC)(cat_image)))
-    assert torch.equal(encoder.normalize(x.unsqueeze(0))[0], reference)
-    with torch.no_grad():  # the same input; the memory layout may pick another convolution kernel
-        torch.testing.assert_close(encoder(x.unsqueeze(0)), encoder(reference.unsqueeze(0)), rtol=1e-5, atol=1e-5)
+    # the uint8 resize stays within 2 levels of PIL's, and batched normalisation in the encoder equals
+    # torchvision's per-image ToTensor + Normalize bit for bit
+    pil = T.PILToTensor()(T.Resize((224, 224), interpolation=T.InterpolationMode.BICUBIC)(cat_image))
+    assert (x.int() - pil.int()).abs().max() <= 2
+    reference = T.Normalize(encoder.data_config["mean"], encoder.data_config["std"])(pil.float() / 255)
+    assert torch.equal(encoder.normalize(pil.unsqueeze(0))[0], reference)
+    with torch.no_grad():  # PIL's resize and this one give features that agree closely
+        cosine = torch.nn.functional.cosine_similarity(encoder(x.unsqueeze(0)), encoder(reference.unsqueeze(0)))
+    assert cosine.item() > 0.999
