@@ -148,7 +148,9 @@ class SplitLoader:
         stages = [wds.SimpleShardList(urls), wds.split_by_worker]
         if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
             stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
-        stages.append(wds.tarfile_to_samples())
+        # a loader that decodes no image does not copy the image members out of the tar
+        skip_images = None if decode_images or raw else (lambda name: name.rsplit(".", 1)[-1] not in IMAGE_KEYS)
+        stages.append(wds.tarfile_to_samples(select_files=skip_images))
         if select is not None:
             stages.append(wds.select(select))
         if shuffle:

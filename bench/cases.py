@@ -413,7 +413,7 @@ def _side_by_side(data: dict, results: dict, shared: bool) -> None:
     if not (ROOT / "data" / "embeddings").is_dir() or not (ROOT / "models" / "tabular_mfm").is_dir():
         results["side_by_side"] = {"skipped": "the default pipeline is not built here; run `make run` first"}
         return
-    work = data["work"] / "side_by_side"
+    work = (data["work"] / "side_by_side").resolve()  # absolute: each stage runs in its own folder
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PIPELINE_JOBS_DIR": str(work / "jobs")}
     if not shared:  # every stage takes every core, as before the stages shared them
         env["PIPELINE_THREADS"] = str(os.cpu_count() or 1)

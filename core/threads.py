@@ -7,7 +7,7 @@ cores // (registered stages still alive) threads. Long loops call `refresh`, so 
 takes them again as other stages start and end. A stage alone uses every core.
 
 Environment: PIPELINE_THREADS=<n> fixes the count (no sharing); PIPELINE_JOBS_DIR moves the shared folder
-(default <tmp>/meme-pipeline-jobs-<uid>).
+(an absolute path; default <tmp>/meme-pipeline-jobs-<uid>).
 """
 from __future__ import annotations
 
