@@ -85,9 +85,25 @@ def shard_sizes(urls: list[str], meta: dict | None, split: str) -> list[int]:
 
 
 def steps_per_epoch(sizes: list[int], batch_size: int, workers: int) -> int:
-    """Batches per epoch when worker w reads shards w, w+W, ... and yields its last batch partial."""
+    """Batches per epoch when worker w reads shards w, w+W, ... (or, with more workers than shards, samples
+    w, w+W, ... of the whole stream) and yields its last batch partial."""
     workers = max(1, workers)
+    if workers > len(sizes):
+        total = sum(sizes)
+        return sum(math.ceil(math.ceil(max(0, total - w) / workers) / batch_size) for w in range(workers))
     return sum(math.ceil(sum(sizes[w::workers]) / batch_size) for w in range(workers))
+
+
+def split_by_position(samples: Iterator[dict]) -> Iterator[dict]:
+    """A pipeline stage for more workers than shards: every worker reads the same stream (same shard order: the
+    shard shuffle is seeded alike in every worker) and keeps the samples at positions w, w+W, ... of it."""
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    for position, sample in enumerate(samples):
+        if position % workers == worker:
+            yield sample
 
 
 def decode_sample(sample: dict) -> dict:
@@ -119,7 +135,8 @@ class SplitLoader:
 
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
-    shard order. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
+    shard order. With more workers than shards, every worker reads every shard and keeps its share of the
+    samples (`split_by_position`), so the worker count does not depend on the shard count. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
     len() then still counts every sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer`
     transformed samples by their keys (a list of samples -> a key each, e.g. token counts), so batches pad little. A training
     loader (shuffle) in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
@@ -144,13 +161,17 @@ class SplitLoader:
                                 num_workers=num_workers, shuffle_buffer=shuffle_buffer, decode_images=decode_images,
                                 raw=raw, pin_memory=pin_memory, select=select)
             return
-        self.workers = min(num_workers, len(urls))
-        stages = [wds.SimpleShardList(urls), wds.split_by_worker]
+        # workers beyond the shard count split the samples within shards, so a GPU is fed whatever the shard count
+        self.workers = num_workers
+        within_shards = num_workers > len(urls)
+        stages = [wds.SimpleShardList(urls)] + ([] if within_shards else [wds.split_by_worker])
         if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
             stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
         # a loader that decodes no image does not copy the image members out of the tar
         skip_images = None if decode_images or raw else (lambda name: name.rsplit(".", 1)[-1] not in IMAGE_KEYS)
         stages.append(wds.tarfile_to_samples(select_files=skip_images))
+        if within_shards:
+            stages.append(split_by_position)
         if select is not None:
             stages.append(wds.select(select))
         if shuffle:

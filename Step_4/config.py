@@ -23,6 +23,8 @@ class TrainConfig:
     early_stop_metric: Literal["macro_f1", "auroc"] = "auroc"
     patience: int = 5
     seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed; metrics report mean and std
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # training: auto = bf16 autocast on CUDA, fp32 on the CPU
+    determinism: Literal["strict", "fast"] = "strict"  # fast: cudnn.benchmark and any CUDA kernel (CPU stays strict)
 
     @property
     def seed(self) -> int:

@@ -21,8 +21,10 @@ from torch import nn
 from core import distributed, threads
 from core.errors import PipelineError
 from core.progress import progress
+from core.seed import set_determinism
 from Step_4.config import TrainConfig
 from Step_4.metrics import classification_metrics
+from Step_4.runtime import resolve_precision
 
 LossFn = Callable[[nn.Module, dict], torch.Tensor]
 
@@ -176,6 +178,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         per_rank: the training batches are already this rank's own (a per-rank shard stream); otherwise each
             rank takes its rows of every batch.
     """
+    set_determinism(cfg.determinism, device)
     model.to(device)
     trained = distributed.wrap(model, device)  # DistributedDataParallel under torchrun
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -227,7 +230,8 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
         if batch is None:
             continue
         batch = to_device(batch, device)
-        loss = objective.loss(model, batch)
+        with autocast(cfg.precision, device):
+            loss = objective.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -241,6 +245,13 @@ def train_epoch(model: nn.Module, objective: Objective, batches: Iterable[dict],
             _check_finite(loss_sum, desc)
     _check_finite(loss_sum, desc)
     return loss_sum, steps, samples
+
+
+def autocast(precision: str, device: str):
+    """bf16 autocast for the forward and loss when the precision (auto: bf16 on CUDA) asks for it; weights,
+    gradients and the optimizer stay fp32."""
+    bf16 = resolve_precision(precision, device) == "bf16"
+    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=bf16)
 
 
 def log_epoch(live: Any, row: dict) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.errors import PipelineError
 from Step_3.reader import ShardReader
 from Step_3.tabular import TabularEncoder
+
 
 def load_tabular_split(reader: ShardReader, split: str, encoder: TabularEncoder) -> dict:
     """{'id', 'x_num', 'missing', 'x_cat', 'label', 'true_label', 'tabular_present'} sorted by id."""
@@ -19,9 +21,14 @@ def load_tabular_split(reader: ShardReader, split: str, encoder: TabularEncoder)
             return torch.zeros((0, width), dtype=dtype)
         return torch.from_numpy(np.stack([e[i] for e in encoded]))
 
+    x_cat = stack(2, torch.long)
+    if n and ((x_cat < 0) | (x_cat >= torch.tensor(encoder.cardinalities))).any():  # once here, not every step
+        bad = int(((x_cat < 0) | (x_cat >= torch.tensor(encoder.cardinalities))).any(1).nonzero()[0])
+        raise PipelineError(f"{split} sample {rows[bad]['id']}: a category index is out of range for the tabular "
+                            f"schema {encoder.cardinalities}; rerun the shard stage")
     return {
         "id": [r["id"] for r in rows],
-        "x_num": stack(0, torch.float32), "missing": stack(1, torch.float32), "x_cat": stack(2, torch.long),
+        "x_num": stack(0, torch.float32), "missing": stack(1, torch.float32), "x_cat": x_cat,
         "label": torch.tensor([int(r["meta"]["label"]) for r in rows], dtype=torch.long),
         "true_label": torch.tensor([int(r["meta"].get("true_label", -1)) for r in rows], dtype=torch.long),
         "tabular_present": torch.tensor([not encoder.is_empty(r["meta"].get("tabular") or {}) for r in rows],

@@ -105,9 +105,10 @@ class FTTransformerEncoder(nn.Module):
             x = self.num_embeddings(x_num.masked_fill(is_missing[..., 0], 0.0))  # (B, n_num, D)
             parts.append(torch.where(is_missing, self.missing_embedding.to(x.dtype), x))
         if self.cat_embeddings is not None:
-            cards = torch.tensor(cfg.cardinalities, device=x_cat.device)
-            if bool(((x_cat < 0) | (x_cat >= cards)).any()):
-                raise ValueError(f"x_cat out of range for cardinalities {cfg.cardinalities}")
+            if not x_cat.is_cuda:  # on a GPU this check would wait for the device every step; load_tabular_split
+                cards = torch.tensor(cfg.cardinalities, device=x_cat.device)  # checks the rows once, on the CPU
+                if bool(((x_cat < 0) | (x_cat >= cards)).any()):
+                    raise ValueError(f"x_cat out of range for cardinalities {cfg.cardinalities}")
             parts.append(self.cat_embeddings(x_cat))  # (B, n_cat, D)
         return torch.cat(parts, dim=1)
 

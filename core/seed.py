@@ -27,3 +27,14 @@ def pick_device(requested: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_determinism(mode: str, device: str) -> None:
+    """'strict': deterministic algorithms only (the default; on the CPU always). 'fast' on CUDA: cudnn picks the
+    fastest kernels (cudnn.benchmark) and non-deterministic ones are allowed, so reruns may differ slightly."""
+    import torch
+
+    fast = mode == "fast" and str(device).startswith("cuda")
+    torch.use_deterministic_algorithms(not fast, warn_only=True)
+    torch.backends.cudnn.benchmark = fast
+    torch.backends.cudnn.deterministic = not fast

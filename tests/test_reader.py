@@ -41,22 +41,27 @@ def test_brace_pattern_url_and_folder_name_the_same_shards(shards):
     assert [s["id"] for s in remote.samples("train", decode_images=False)] == local_ids
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_steps_per_epoch_are_exact_with_workers(shards, workers):
+@pytest.mark.parametrize("workers", [0, 2, "more than shards"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_steps_per_epoch_are_exact_with_workers(shards, workers, shuffle):
+    """Every sample once per epoch, exactly len() batches, with workers up to and beyond the shard count."""
     out, sizes = shards
+    workers = len(sizes["train"]) + 1 if workers == "more than shards" else workers
     reader = ShardReader(out)
-    loader = reader.loader("train", transform=lambda s: s["id"], collate=list, batch_size=3, shuffle=True, seed=4,
+    loader = reader.loader("train", transform=lambda s: s["id"], collate=list, batch_size=3, shuffle=shuffle, seed=4,
                            num_workers=workers, decode_images=False)
     for _ in range(2):  # the same persistent loader serves every epoch
         batches = [b for b in loader]
         assert len(batches) == len(loader)
         assert sorted(i for b in batches for i in b) == sorted(s["id"] for s in reader.samples("train", False))
-    assert len(loader) == steps_per_epoch(sizes["train"], 3, min(workers, len(sizes["train"])))
+    assert len(loader) == steps_per_epoch(sizes["train"], 3, workers)
 
 
 def test_partial_batches_of_each_worker_are_counted():
     assert steps_per_epoch([5, 5, 5], batch_size=4, workers=1) == 4  # 15 samples
     assert steps_per_epoch([5, 5, 5], batch_size=4, workers=2) == 5  # worker 0: 10 -> 3, worker 1: 5 -> 2
+    assert steps_per_epoch([5, 5, 5], batch_size=4, workers=4) == 4  # within shards: 4, 4, 4, 3 samples -> 1 each
+    assert steps_per_epoch([5, 5, 5], batch_size=2, workers=4) == 8  # 4, 4, 4, 3 samples -> 2 each
 
 
 def test_missing_meta_is_a_clear_error(tmp_path):

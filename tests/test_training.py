@@ -114,3 +114,35 @@ def test_expert_checkpoint_reloads_to_identical_logits(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch), expert(batch), rtol=0, atol=0)
         assert loaded.forward_features(batch).shape == (5, 16)
+
+
+def test_determinism_param_is_strict_on_the_cpu_and_fast_only_on_cuda():
+    from core.seed import set_determinism
+
+    try:
+        set_determinism("fast", "cpu")
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        set_determinism("fast", "cuda:0")  # flags only: no GPU needed to check what the mode sets
+        assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+        set_determinism("strict", "cuda:0")
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    finally:
+        set_determinism("strict", "cpu")
+    runs = []
+    for mode in ("strict", "fast"):  # on the CPU both give the very same weights
+        torch.manual_seed(0)
+        model = Head()
+        train_on(separable(), TrainConfig(epochs=3, determinism=mode), model)
+        runs.append(model.net.weight.detach().clone())
+    assert torch.equal(*runs)
+
+
+def test_bf16_training_precision_autocasts_and_still_learns():
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = Head()
+        result = train_on(separable(), TrainConfig(epochs=4, lr=0.05, precision=precision), model)
+        runs[precision] = (result.best_score, model.net.weight.detach().clone())
+        assert model.net.weight.dtype == torch.float32  # weights and optimizer stay fp32
+    assert runs["bf16"][0] > 0.9 and not torch.equal(runs["fp32"][1], runs["bf16"][1])
