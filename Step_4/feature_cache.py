@@ -21,7 +21,7 @@ from core.files import atomic_write_bytes
 
 
 # bump when the code that turns content into features changes in a way the config and weights do not show
-FEATURE_CODE_VERSION = 3
+FEATURE_CODE_VERSION = 4
 
 
 def fingerprint(encoder: torch.nn.Module, how: dict | None = None) -> str:
