@@ -3,7 +3,8 @@
 `runtime: openvino | onnxruntime` (`auto`: openvino on the CPU, torch on a GPU) exports the encoder (eval mode, its weights as they are now) to ONNX with
 torch.onnx and runs the export on the CPU. In fp32 its features equal PyTorch's within FP32_TOLERANCE (tested).
 `precision: bf16` computes in bfloat16: torch autocast (CUDA, or a CPU with bf16 support), or OpenVINO's bf16
-inference; its features agree with fp32 to a cosine of BF16_COSINE. `auto` is bf16 on CUDA and fp32 on the CPU, so CPU
+inference; its features drift from fp32 (lowest cosine over the 4,500 default memes: 0.99995 for text, 0.97
+for vision). `auto` is bf16 on CUDA and fp32 on the CPU, so CPU
 results do not depend on which instructions a CPU has.
 
 An encoder that can be exported says which batch tensors its forward takes (`runtime_inputs(batch)`, in the
@@ -26,7 +27,7 @@ from core.errors import PipelineError
 RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")  # auto: openvino on the CPU, torch on CUDA
 PRECISIONS = ("auto", "fp32", "bf16")
 FP32_TOLERANCE = 1e-4  # max |exported - torch| per feature, fp32 (measured: ~1e-5 for EfficientNet-Lite0 and MiniLM)
-BF16_COSINE = 0.99  # min cosine similarity of a bf16 feature vector with the fp32 one (measured: >= 0.996)
+BF16_COSINE = 0.99  # what the test asks of bf16 features on its images (cosine with fp32; measured >= 0.996)
 STATIC_ROWS = 8  # OpenVINO runs an encoder whose only varying axis is the batch in chunks of this many rows, on a
 # static shape (the last chunk padded): 1.39x the images/s of a dynamic batch of 64 (EfficientNet-Lite0, 2 cores)
 

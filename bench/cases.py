@@ -398,6 +398,48 @@ def bench_encoders(data: dict, results: dict) -> None:
     results["encoders"] = report
 
 
+RUNTIME_GRID = (("torch", "fp32"), ("openvino", "fp32"), ("onnxruntime", "fp32"), ("torch", "bf16"),
+                ("openvino", "bf16"))
+
+
+def bench_runtimes(data: dict, results: dict) -> None:
+    """Every runtime x precision for the vision and text stage paths over all 4,500 default memes (one
+    export per configuration, as in the stage): memes/s and the features' distance from torch fp32."""
+    import dataclasses
+
+    from core.params import section
+    from Step_4 import runtime
+    from Step_4.config import TextExpertConfig, VisionExpertConfig
+    from Step_4.recipes import ExpertContext, extract_split
+    from Step_4.registry import create_expert
+
+    shards = ROOT / "data" / "shards"
+    if not (shards / "meta.json").is_file():
+        results["runtimes"] = {"skipped": "no data/shards: run `make run` first"}
+        return
+    ctx = ExpertContext(reader=ShardReader(shards), device="cpu")
+    table = {}
+    for kind, config in (("vision", VisionExpertConfig), ("text", TextExpertConfig)):
+        cfg = section(config, f"{kind}_expert", ROOT / "params.yaml")
+        expert = create_expert(kind, cfg, ctx.meta)
+        expert.encoder.freeze(0)
+        reference = None
+        for name, precision in RUNTIME_GRID:
+            run = dataclasses.replace(cfg, runtime=name, precision=precision, device="cpu")
+
+            def embed():
+                with runtime.inference(expert.encoder, run.runtime, run.precision, "cpu"):
+                    return torch.cat([extract_split(expert, run, ctx, split)["features"] for split in ctx.splits])
+
+            features, seconds = _timed(embed)
+            reference = features if reference is None else reference
+            cosine = torch.nn.functional.cosine_similarity(features, reference, dim=1).min().item()
+            table[f"{kind} {name} {precision}"] = {"per_s": round(len(features) / seconds, 1),
+                                                   "max_abs_diff": round((features - reference).abs().max().item(), 6),
+                                                   "min_cosine": round(cosine, 6)}
+    results["runtimes"] = table
+
+
 SIDE_BY_SIDE = {  # two stage commands (the default pipeline's), outputs redirected to a scratch folder
     "fusion_gated": ["-m", "Step_5.train_fusion", "gated", "--shards", "{R}/data/shards", "--embeddings",
                      "{R}/data/embeddings", "--experts", "{R}/models", "--model", "{W}/fusion", "--metrics-dir",

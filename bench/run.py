@@ -13,6 +13,8 @@ On a generated dataset of --count memes (in a scratch folder), one run measures:
   side_by_side  two real stages (fusion gated, tabular expert) alone, then at once: each one's slowdown
            (target <= 2.5x; needs the built default pipeline). side_by_side_unshared (only when named): the
            same with every stage taking every core (PIPELINE_THREADS), as before stages shared them
+  runtimes (only when named) every runtime x precision for the vision and text stage paths over all
+           4,500 default memes: memes/s and the features' distance from torch fp32 (about 5 min here)
   dact     text inference with adaptive depth (DACT, default λ) vs full depth at batch 1 and 64, on the
            default data's test_seen texts (needs data/shards; targets 1.5x and 1.3x)
   dvc      no-op `dvc repro` seconds and the stages each one-param change reruns (needs the built
@@ -66,6 +68,12 @@ def format_rows(results: dict) -> str:
         else:
             lines.append(f"{kind + ' features now':<34} {row['runtime']} {row['precision']}, {row['memes']} memes; vs before: "
                          f"max |diff| {row['max_abs_diff']}, min cosine {row['min_cosine']}")
+    for name, row in results.get("runtimes", {}).items():
+        if name == "skipped":
+            lines.append(f"runtimes: skipped ({row})")
+        else:
+            lines.append(f"{name:<34} {row['per_s']:>12.1f}  memes/s; vs torch fp32: max |diff| {row['max_abs_diff']}, "
+                         f"min cosine {row['min_cosine']}")
     for label in ("side_by_side", "side_by_side_unshared"):
         row = results.get(label, {})
         if "skipped" in row:
@@ -100,9 +108,9 @@ def main() -> None:
     parser.add_argument("--work", default="bench/results/work", help="scratch folder (replaced)")
     parser.add_argument("--out", default="bench/results/latest.json")
     parser.add_argument("--only", nargs="*", default=None, choices=["ocr", "shards", "fusion", "embed_cache", "experts", "encoders", "side_by_side",
-                                 "side_by_side_unshared", "dact", "dvc", "repro"],
+                                 "side_by_side_unshared", "runtimes", "dact", "dvc", "repro"],
                         help="run only these sections; 'repro' (the full default pipeline from scratch, ~8 min on "
-                             "2 cores) and 'side_by_side_unshared' (~5 min) run only when named")
+                             "2 cores), 'side_by_side_unshared' (~5 min) and 'runtimes' (~5 min) run only when named")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(args.work)
