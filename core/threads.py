@@ -75,10 +75,14 @@ def share() -> int:
 def claim() -> int:
     """Register this process as a running stage and size its pools; returns the thread count."""
     if _state["claimed"] is None:
-        folder = jobs_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        mine = folder / str(os.getpid())
-        mine.write_text(" ".join(sys.argv[:3]))  # what runs, for a person looking at the folder
+        mine = jobs_dir() / str(os.getpid())
+        try:
+            mine.parent.mkdir(parents=True, exist_ok=True)
+            mine.write_text(" ".join(sys.argv[:3]))  # what runs, for a person looking at the folder
+        except OSError as err:  # e.g. a read-only temp folder: run with every core rather than fail
+            print(f"note: cannot register in {mine.parent} ({err.strerror}); threads are not shared with "
+                  "other stages", file=sys.stderr)
+            return _apply(share())
         _state["claimed"] = mine
         atexit.register(release)
     return _apply(share())

@@ -59,3 +59,13 @@ def test_a_stage_sizes_torch_beside_another(jobs, tmp_path):
     cores = len(os.sched_getaffinity(0))
     assert int(alone.stdout) == cores and int(beside.stdout) == max(1, cores // 2)
     assert sorted(p.name for p in jobs.iterdir()) == [str(sleeper.pid)]  # each stage removed its own file
+
+
+def test_an_unwritable_jobs_folder_only_costs_the_sharing(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PIPELINE_JOBS_DIR", str(blocker / "jobs"))
+    monkeypatch.delenv("PIPELINE_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_state", {"claimed": None, "checked": 0.0, "threads": None})
+    assert threads.claim() == threads.cores()
+    assert "not shared" in capsys.readouterr().err and threads._state["claimed"] is None
