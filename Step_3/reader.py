@@ -136,10 +136,11 @@ class SplitLoader:
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. With more workers than shards, every worker reads every shard and keeps its share of the
-    samples (`split_by_position`), so the worker count does not depend on the shard count. Partial batches are kept. `select` keeps only the raw samples it accepts (before decoding);
-    len() then still counts every sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer`
-    transformed samples by their keys (a list of samples -> a key each, e.g. token counts), so batches pad little. A training
-    loader (shuffle) in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
+    samples (`split_by_position`), so the worker count does not depend on the shard count. Partial batches
+    are kept. `select` keeps only the raw samples it accepts (before decoding); len() then still counts every
+    sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer` transformed samples by their keys
+    (a list of samples -> a key each, e.g. token counts), so batches pad little. A training loader (shuffle)
+    in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
     """
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,

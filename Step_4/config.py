@@ -55,7 +55,8 @@ class ShardExpertConfig:
     embed_batch_size: int = 64
     num_workers: int = 0
     device: str = "auto"
-    runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = "torch"  # where features are extracted (auto: openvino on CPU, torch on CUDA)
+    # where features are extracted (auto: openvino on the CPU, torch on CUDA; Step_4.runtime)
+    runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = "torch"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on the CPU (Step_4.runtime)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -110,8 +111,9 @@ class TextExpertConfig(ShardExpertConfig):
         check(8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}")
         check(not (self.adaptive == "dact" and self.projection), "adaptive: dact runs a BERT-style encoder layer by "
               "layer; it does not combine with projection (CLIP / SigLIP towers)")
-        check(not (self.adaptive == "dact" and self.runtime not in ("auto", "torch")), "adaptive: dact stops each meme after its own "
-              "layer, which an exported graph cannot do; set text_expert.runtime: torch")
+        check(not (self.adaptive == "dact" and self.runtime not in ("auto", "torch")),
+              "adaptive: dact stops each meme after its own layer, which an exported graph cannot do; "
+              "set text_expert.runtime: torch")
 
 
 @dataclass

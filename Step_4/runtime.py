@@ -1,11 +1,11 @@
 """Where an encoder runs while features are extracted: PyTorch, OpenVINO or ONNX Runtime, in fp32 or bf16.
 
-`runtime: openvino | onnxruntime` (`auto`: openvino on the CPU, torch on a GPU) exports the encoder (eval mode, its weights as they are now) to ONNX with
-torch.onnx and runs the export on the CPU. In fp32 its features equal PyTorch's within FP32_TOLERANCE (tested).
+`runtime: openvino | onnxruntime` (`auto`: openvino on the CPU, torch on a GPU) exports the encoder (eval mode,
+its weights as they are now) to ONNX with torch.onnx and runs the export on the CPU. In fp32 its features equal PyTorch's within FP32_TOLERANCE (tested).
 `precision: bf16` computes in bfloat16: torch autocast (CUDA, or a CPU with bf16 support), or OpenVINO's bf16
 inference; its features drift from fp32 (lowest cosine over the 4,500 default memes: 0.99995 for text, 0.97
-for vision). `auto` is bf16 on CUDA and fp32 on the CPU, so CPU
-results do not depend on which instructions a CPU has.
+for vision). `auto` is bf16 on CUDA and fp32 on the CPU, so CPU results do not depend on which instructions a
+CPU has.
 
 An encoder that can be exported says which batch tensors its forward takes (`runtime_inputs(batch)`, in the
 order of its forward's arguments) and which of their axes vary (`runtime_axes`).
@@ -93,7 +93,6 @@ class Exported:
             raise PipelineError("onnxruntime runs fp32 here; for bf16 use runtime: openvino or torch")
         self.encoder, self.runtime, self.precision = encoder, runtime, precision
         self.session = None
-        self.applied_precision: str | None = None  # what the runtime really used (OpenVINO may fall back to f32)
 
     def __call__(self, batch: dict) -> torch.Tensor:
         inputs = self.encoder.runtime_inputs(batch)
@@ -123,7 +122,6 @@ class Exported:
         compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": threads.current(), "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32"})
-        self.applied_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         request = compiled.create_infer_request()
         if not static:
             return lambda arrays: request.infer(arrays)[0].copy()
@@ -149,7 +147,6 @@ class Exported:
         options.intra_op_num_threads, options.inter_op_num_threads = threads.current(), 1
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.applied_precision = "f32"
         return lambda arrays: session.run(None, dict(zip(names, arrays)))[0]
 
 

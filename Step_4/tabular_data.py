@@ -22,8 +22,9 @@ def load_tabular_split(reader: ShardReader, split: str, encoder: TabularEncoder)
         return torch.from_numpy(np.stack([e[i] for e in encoded]))
 
     x_cat = stack(2, torch.long)
-    if n and ((x_cat < 0) | (x_cat >= torch.tensor(encoder.cardinalities))).any():  # once here, not every step
-        bad = int(((x_cat < 0) | (x_cat >= torch.tensor(encoder.cardinalities))).any(1).nonzero()[0])
+    out_of_range = ((x_cat < 0) | (x_cat >= torch.tensor(encoder.cardinalities))).any(1)  # once here, not every step
+    if out_of_range.any():
+        bad = int(out_of_range.nonzero()[0])
         raise PipelineError(f"{split} sample {rows[bad]['id']}: a category index is out of range for the tabular "
                             f"schema {encoder.cardinalities}; rerun the shard stage")
     return {
