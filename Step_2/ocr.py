@@ -6,6 +6,10 @@ engine), the rejected images and index rows with reasons (data/prepared/rejected
 merged in), and OCR metrics (CER against gold captions, images/s).
 OCR runs over `ocr.workers` processes and is cached by image hash + settings, so a rerun
 after adding images reads only the new ones.
+
+Several machines: `--part K/N` OCRs only part K of N of the images (by content hash) and writes only the cache
+part file `<cache stem>.part-K-of-N.jsonl` (no manifest, no metrics). Copy every part file into the cache folder
+of the machine that runs the stage: the cache reads them, and the stage OCRs nothing again.
 """
 from __future__ import annotations
 
@@ -153,6 +157,31 @@ def ocr_metrics(manifest: list[dict], ocr_rows: list[dict]) -> dict:
             "scored_images": scored, "empty_text": empty}
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N."""
+    try:
+        part, parts = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise PipelineError(f"--part must look like K/N (e.g. 2/4), got '{text}'") from None
+    if not 1 <= part <= parts:
+        raise PipelineError(f"--part {text}: K must be between 1 and N")
+    return part, parts
+
+
+def in_part(sha256: str, part: int, parts: int) -> bool:
+    """Whether an image (by content hash) belongs to part K of N: the same answer on every machine."""
+    return int(sha256[:8], 16) % parts == part - 1
+
+
+def run_part(records: list[dict], cfg: OcrConfig, cache_path: str, part: int, parts: int) -> dict:
+    """OCR the readable images of one part into the cache's part file; returns counts and timing."""
+    mine = [r for r in records if (sha := _file_sha256(r["image"])) is not None and in_part(sha, part, parts)]
+    cache = OcrCache(cache_path, write_to=OcrCache.part_file(cache_path, part, parts))
+    _, rejected, _, timing = scan(mine, cfg, cache)
+    return {"part": f"{part}/{parts}", "images": len(mine), "rejected": len(rejected), **timing,
+            "written_to": str(cache.path)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m Step_2.ocr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,11 +194,19 @@ def main() -> None:
     parser.add_argument("--cache", default="data/ocr_cache/entries.jsonl", help="persistent OCR cache file")
     parser.add_argument("--metrics", default="metrics/ocr.json", help="output quality metrics (CER, exact match)")
     parser.add_argument("--report", default="reports/ocr.json", help="output counts and timings")
+    parser.add_argument("--part", default=None, metavar="K/N",
+                        help="OCR only part K of N of the images (one part per machine) into the cache part file; "
+                             "writes nothing else")
     args = parser.parse_args()
     cfg = section(OcrConfig, "ocr", args.params)
     if not Path(args.records).is_file():
         raise PipelineError(f"{args.records} not found; run the prepare stage first (dvc repro prepare)")
     records = read_jsonl(args.records)
+    if args.part:
+        done = run_part(records, cfg, args.cache, *parse_part(args.part))
+        print(f"ocr part {done['part']}: {done['images']} images, {done['ocr_new_images']} read "
+              f"({done['images_per_s']} img/s), {done['ocr_cached_images']} already cached -> {done['written_to']}")
+        return
     cache = OcrCache(args.cache)
     manifest, rejected, ocr_rows, timing = scan(records, cfg, cache)
     index_file = Path(args.records).with_name("rejected.jsonl")

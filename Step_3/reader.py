@@ -94,16 +94,29 @@ def steps_per_epoch(sizes: list[int], batch_size: int, workers: int) -> int:
     return sum(math.ceil(sum(sizes[w::workers]) / batch_size) for w in range(workers))
 
 
-def split_by_position(samples: Iterator[dict]) -> Iterator[dict]:
-    """A pipeline stage for more workers than shards: every worker reads the same stream (same shard order: the
-    shard shuffle is seeded alike in every worker) and keeps the samples at positions w, w+W, ... of it."""
-    import torch
+def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
+    """A pipeline stage (tar streams -> samples) for more workers than shards: every worker reads the same stream
+    (same shard order: the shard shuffle is seeded alike in every worker) and keeps the samples at positions
+    w, w+W, ... of it. The members of the other workers' samples are skipped unread, so W workers do not each
+    copy and group every sample. select_files: which members of a kept sample to read (None: all)."""
+    from webdataset.tariterators import base_plus_ext
 
-    info = torch.utils.data.get_worker_info()
-    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-    for position, sample in enumerate(samples):
-        if position % workers == worker:
-            yield sample
+    def stage(streams):
+        import torch
+
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        state = {"key": None, "position": -1}  # positions count from 0 on every pass (epoch)
+
+        def mine(name: str) -> bool:
+            key = base_plus_ext(name)[0] or name
+            if key != state["key"]:
+                state["key"], state["position"] = key, state["position"] + 1
+            return state["position"] % workers == worker and (select_files is None or select_files(name))
+
+        yield from wds.tarfile_to_samples(select_files=mine)(streams)
+
+    return stage
 
 
 def decode_sample(sample: dict) -> dict:
@@ -136,7 +149,7 @@ class SplitLoader:
     Each worker owns the shards w, w+W, ... for the whole run (workers are forked once), shuffles their
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. With more workers than shards, every worker reads every shard and keeps its share of the
-    samples (`split_by_position`), so the worker count does not depend on the shard count. Partial batches
+    samples (`samples_of_this_worker`), so the worker count does not depend on the shard count. Partial batches
     are kept. `select` keeps only the raw samples it accepts (before decoding); len() then still counts every
     sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer` transformed samples by their keys
     (a list of samples -> a key each, e.g. token counts), so batches pad little. A training loader (shuffle)
@@ -170,9 +183,8 @@ class SplitLoader:
             stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
         # a loader that decodes no image does not copy the image members out of the tar
         skip_images = None if decode_images or raw else (lambda name: name.rsplit(".", 1)[-1] not in IMAGE_KEYS)
-        stages.append(wds.tarfile_to_samples(select_files=skip_images))
-        if within_shards:
-            stages.append(split_by_position)
+        stages.append(samples_of_this_worker(skip_images) if within_shards
+                      else wds.tarfile_to_samples(select_files=skip_images))
         if select is not None:
             stages.append(wds.select(select))
         if shuffle:

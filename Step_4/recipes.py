@@ -64,7 +64,15 @@ def over_seeds(seeds: list[int], run_one: Callable[[int], Run]) -> TrainedExpert
     done = [run_one(seed) for seed in seeds]
     expert, data, result = done[0]
     runs = [{s: softmax(d[s]["logits"]) for s in d} for _, d, _ in done]
-    return TrainedExpert(expert, data, result, runs, data["train"]["samples_per_s"])
+    return TrainedExpert(expert, data, result, runs, overall_rate(data))
+
+
+def overall_rate(data: dict) -> float:
+    """Samples embedded per second over every split (splits served from a feature cache count for nothing;
+    0.0 when every sample came from it)."""
+    embedded = {s: d.get("embedded", len(d["ids"])) for s, d in data.items() if d.get("samples_per_s", 0) > 0}
+    seconds = sum(n / data[s]["samples_per_s"] for s, n in embedded.items())
+    return round(sum(embedded.values()) / seconds, 1) if seconds > 0 else 0.0
 
 
 def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=None, total: int | None = None) -> dict:
@@ -74,8 +82,10 @@ def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=No
         rank, world, keep = distributed.rank(), distributed.world_size(), select
         select = lambda raw: owner(raw["__key__"], world) == rank and (keep is None or keep(raw))  # noqa: E731
     options = {"select": select} if select is not None else {}
-    order = getattr(expert.encoder, "batch_order", None)  # e.g. token counts: batches of alike texts pad little
-    if order is not None:
+    # e.g. token counts: batches of alike texts pad little. Only on the CPU, where the encoder is the bottleneck:
+    # on a GPU the loader is, and sorting (which holds each worker's samples back) halved text throughput
+    order = getattr(expert.encoder, "batch_order", None)
+    if order is not None and not str(ctx.device).startswith("cuda"):
         options["order_by"] = lambda rows: order([row[expert.modality] for row in rows])
     loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
                            batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device, **options)

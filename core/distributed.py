@@ -2,7 +2,7 @@
 
 A stage started by `torchrun --nproc_per_node N -m ...` (or a launcher built on it) finds WORLD_SIZE, RANK
 and LOCAL_RANK in its environment; `init` joins the process group (NCCL on CUDA,
-gloo on CPU). Every rank sees the same global batches and trains on its rows of each (`local_rows`);
+gloo on CPU or when more ranks than GPUs share a machine's GPUs). Every rank sees the same global batches and trains on its rows of each (`local_rows`);
 DistributedDataParallel averages the gradients, so N processes step like one process on the whole batch.
 Validation predictions are gathered from every rank before any metric is computed, and only rank 0
 writes outputs. Without those variables everything here is a no-op.
@@ -38,12 +38,22 @@ def init(device: str) -> str:
         return device
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = str(device).startswith("cuda")
+    backend = "gloo"
     if cuda:
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
+        gpus = torch.cuda.device_count()
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", str(gpus)))
+        torch.cuda.set_device(local % gpus)
+        device = f"cuda:{local % gpus}"
+        backend = backend_for(local_ranks, gpus)
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        torch.distributed.init_process_group(backend)
     return device
+
+
+def backend_for(local_ranks: int, gpus: int) -> str:
+    """NCCL when every rank of a machine has a GPU of its own; gloo when ranks share GPUs (NCCL refuses two
+    ranks on one device), which wires and tests a multi-process run on a single GPU."""
+    return "nccl" if local_ranks <= gpus else "gloo"
 
 
 def local_rows(batch: dict) -> dict | None:

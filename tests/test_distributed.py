@@ -129,3 +129,11 @@ def test_a_failed_write_on_rank_0_ends_every_process(stages, tmp_path):
                           "params.yaml"], cwd=tmp_path, env=stages.env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "rank 0 failed while writing" in out.stdout + out.stderr  # rank 1 was told and stopped too
+
+
+def test_ranks_sharing_a_gpu_talk_over_gloo():
+    from core.distributed import backend_for
+
+    assert backend_for(local_ranks=4, gpus=4) == "nccl"  # one GPU per rank
+    assert backend_for(local_ranks=1, gpus=8) == "nccl"
+    assert backend_for(local_ranks=2, gpus=1) == "gloo"  # NCCL refuses two ranks on one device

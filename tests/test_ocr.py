@@ -87,3 +87,36 @@ def test_ocr_leaves_the_process_environment_alone(tiny_pipeline, tmp_path, monke
     before = dict(os.environ)
     run_ocr(tiny_pipeline["manifest"][:3], OcrConfig(), OcrCache(tmp_path / "c.jsonl"))
     assert dict(os.environ) == before
+
+
+def test_ocr_parts_on_separate_machines_merge_into_one_cache(tiny_pipeline, tmp_path):
+    """Each 'machine' OCRs its part of the images into a part file; copied beside the cache, the stage's own run
+    then reads nothing new and gives the one-machine rows."""
+    import shutil
+
+    import pytest
+
+    from core.errors import PipelineError
+    from Step_2.ocr import parse_part, run_part, scan
+
+    records = tiny_pipeline["records"][:10]
+    cfg = OcrConfig(workers=1)
+    parts = []
+    for k in (1, 2):  # two machines, each with its own (empty) cache folder
+        done = run_part(records, cfg, str(tmp_path / f"machine{k}" / "entries.jsonl"), k, 2)
+        parts.append(OcrCache(done["written_to"]).entries)
+        assert done["ocr_new_images"] == done["images"]
+    assert not set(parts[0]) & set(parts[1])  # disjoint parts
+    assert sum(map(len, parts)) == len({m["sha256"] for m in tiny_pipeline["manifest"][:10]})
+    main = tmp_path / "main"
+    main.mkdir()
+    for k in (1, 2):
+        shutil.copy(OcrCache.part_file(tmp_path / f"machine{k}" / "entries.jsonl", k, 2), main)
+    manifest, _, rows, timing = scan(records, cfg, OcrCache(main / "entries.jsonl"))
+    assert timing["ocr_new_images"] == 0
+    expected = {r["id"]: r for r in tiny_pipeline["ocr"]}
+    assert rows == [expected[m["id"]] for m in manifest]
+    with pytest.raises(PipelineError, match="K/N"):
+        parse_part("2-of-4")
+    with pytest.raises(PipelineError, match="between 1 and N"):
+        parse_part("5/4")

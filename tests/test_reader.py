@@ -67,3 +67,16 @@ def test_partial_batches_of_each_worker_are_counted():
 def test_missing_meta_is_a_clear_error(tmp_path):
     with pytest.raises(PipelineError, match="meta.json not found; run the shard stage"):
         ShardReader(tmp_path)
+
+
+def test_workers_beyond_the_shard_count_decode_only_their_own_samples(shards):
+    """With more workers than shards each worker skips the other workers' members unread; with images decoded,
+    every sample still arrives once, whole."""
+    out, sizes = shards
+    reader = ShardReader(out)
+    loader = reader.loader("train", transform=lambda s: (s["id"], s["image"].size, s["meta"]["id"]), collate=list,
+                           batch_size=2, shuffle=False, seed=0, num_workers=len(sizes["train"]) + 2)
+    rows = [row for batch in loader for row in batch]
+    assert sorted(i for i, _, _ in rows) == sorted(s["id"] for s in reader.samples("train", False))
+    assert all(i == meta_id and size[0] > 0 for i, size, meta_id in rows)
+    assert len(loader) == steps_per_epoch(sizes["train"], 2, len(sizes["train"]) + 2)
