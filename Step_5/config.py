@@ -1,4 +1,4 @@
-"""The `fusion` section of params.yaml as dataclasses (no runtime code: importing this module is cheap)."""
+"""The `fusion` and `crossval` sections of params.yaml as dataclasses (no runtime code: importing this module is cheap)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,3 +53,24 @@ class FusionConfig:
         self.modalities = [m for m in modalities() if m in self.modalities]  # one fixed order for masks and tokens
         check(len(self.modalities) >= 2, "fusion needs at least two modalities")
         check(0 <= self.modality_dropout < 1, "modality_dropout must be in [0, 1)")
+
+
+@dataclass
+class CrossvalConfig:
+    folds: int = 5  # k >= 3 (one fold scores, one stops early, the rest train); = number of groups: leave-one-group-out
+    group_by: str = "meta.frame"  # a sample field: group, source, meta.<key> or tabular.<key>; empty values: own group
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])  # pooled into the folds
+    modalities: list[str] = field(default_factory=lambda: ["text", "vision"])  # what the fusion heads read
+    models: list[str] = field(default_factory=lambda: ["text", "vision", "concat", "gated"])
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check(self.folds >= 3, f"folds must be >= 3 (one scores, one stops early, the rest train), got {self.folds}")
+        check(bool(self.splits) and not {"test_seen", "test_unseen"} & set(self.splits),
+              "splits: the splits to pool (train, val); test_seen and test_unseen are scored, never pooled")
+        check(bool(self.models), "models: at least one expert or fusion method")
+        unknown = [m for m in self.modalities if m not in modalities()]
+        check(not unknown, f"modalities: unknown {unknown}; allowed: {list(modalities())}")
+        self.modalities = [m for m in modalities() if m in self.modalities]  # the order fusion masks use
+        check(len(self.modalities) >= 1, "modalities: at least one")

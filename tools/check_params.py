@@ -25,12 +25,13 @@ def sections() -> list[tuple[type, str]]:
     from Step_3.taxonomy import TaxonomyConfig
     from Step_4.config import TabularModelConfig, TabularPretrainConfig
     from Step_4.registry import EXPERTS
-    from Step_5.config import FusionConfig
+    from Step_5.config import CrossvalConfig, FusionConfig
     from Step_5.unfamiliar import UnfamiliarConfig
 
     return [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"), (ShardConfig, "shard"),
             *[(k.config, k.section) for k in EXPERTS.values()], (TabularModelConfig, "tabular_model"),
-            (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (UnfamiliarConfig, "unfamiliar")]
+            (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (CrossvalConfig, "crossval"),
+            (UnfamiliarConfig, "unfamiliar")]
 
 
 def check_source(source) -> None:

@@ -1,0 +1,246 @@
+"""Stage `crossval`: grouped k-fold cross-validation of expert heads and fusion heads on the cached embeddings.
+
+The labelled memes of `crossval.splits` (default train + val) are pooled and cut into k folds by a group column
+(`crossval.group_by`): every group lies in one fold, so no model ever trains on a group it is scored on. With k
+equal to the number of groups this is leave-one-group-out. Fold f is held out; fold f + 1 (mod k) is held out
+too and decides early stopping; the other k - 2 folds train. Each fold trains, from scratch on the frozen
+features, one head per expert named in `crossval.models` (the expert's own head size and training section) and
+each fusion method named there (the `fusion` section, over `crossval.modalities`), and scores it on its
+held-out fold and on test_seen and test_unseen. Only features made without labels take part (frozen
+encoders): the tabular expert's features learn from the train split's labels, so they would leak.
+
+Writes metrics/crossval.json (per model: mean and std over the folds of AUROC, AUPRC, macro-F1 and accuracy on
+the held-out folds, test_seen and test_unseen) and reports/crossval.json (the folds: groups, sizes, and every
+fold's metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import PipelineError, run_cli
+from core.files import write_json
+from core.params import section
+from core.progress import progress
+from core.seed import pick_device, seed_everything
+from Step_3.reader import ShardReader
+from Step_4.config import TrainConfig
+from Step_4.embeddings import tensor_batches
+from Step_4.engine import classification, fit, predict
+from Step_4.expert import MLPHead
+from Step_4.registry import expert_kind
+from Step_4.report import split_metrics
+from Step_5.config import CrossvalConfig, FusionConfig
+from Step_5.data import drop_modalities, load_fusion_split
+from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
+
+METRICS = ("auroc", "auprc", "macro_f1", "accuracy")
+SCORED = ("held_out", "test_seen", "test_unseen")
+
+
+def group_of(sample: dict, path: str) -> str | None:
+    """The value at `path` ('source', 'group', 'meta.frame', 'tabular.platform') of a shard sample's JSON."""
+    node = sample
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return None if node is None or node == "" else str(node)
+
+
+def label_free(modality: str, params_file: str) -> bool:
+    """Whether a modality's cached features were made without labels (a frozen pretrained encoder, no DACT), so
+    that heads cross-validated on them never meet what a held-out fold taught. The tabular expert and fine-tuned
+    or DACT encoders learn their features from the train split's labels."""
+    kind = expert_kind(modality)
+    cfg = section(kind.config, kind.section, params_file)
+    return getattr(cfg, "mode", None) == "frozen" and getattr(cfg, "adaptive", "none") == "none"
+
+
+def grouped_folds(groups: list[str | None], k: int, seed: int) -> np.ndarray:
+    """A fold number per row: whole groups per fold, folds balanced by rows (largest groups first, each to the
+    smallest fold; ties broken by a seeded shuffle). A row without a group is a group of its own."""
+    keys = [g if g is not None else f"\0row{i}" for i, g in enumerate(groups)]
+    sizes: dict[str, int] = {}
+    for key in keys:
+        sizes[key] = sizes.get(key, 0) + 1
+    if len(sizes) < k:
+        raise PipelineError(f"crossval.folds={k} but only {len(sizes)} groups; lower folds (at most the number of "
+                            "groups: that is leave-one-group-out) or pick another crossval.group_by")
+    order = list(sizes)
+    np.random.default_rng(seed).shuffle(order)
+    order.sort(key=lambda g: -sizes[g])  # stable: the shuffle breaks ties
+    fold_of, load = {}, [0] * k
+    for group in order:
+        fold = min(range(k), key=lambda f: (load[f], f))
+        fold_of[group] = fold
+        load[fold] += sizes[group]
+    return np.array([fold_of[key] for key in keys])
+
+
+def fold_roles(folds: np.ndarray, fold: int, k: int) -> dict[str, np.ndarray]:
+    """Row indices of fold `fold`'s roles: held_out (scored), stop (early stopping) and train (the rest)."""
+    stop = (fold + 1) % k
+    return {"held_out": np.flatnonzero(folds == fold), "stop": np.flatnonzero(folds == stop),
+            "train": np.flatnonzero((folds != fold) & (folds != stop))}
+
+
+class HeadOn(torch.nn.Module):
+    """An expert's head on its modality's cached features in a fusion batch."""
+
+    def __init__(self, modality: str, head: torch.nn.Module):
+        super().__init__()
+        self.modality, self.head = modality, head
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(batch[self.modality])
+
+
+def rows(data: dict, index: np.ndarray) -> dict:
+    """The given rows of a dict of aligned tensors."""
+    at = torch.as_tensor(index, dtype=torch.long)
+    return {k: v[at] for k, v in data.items()}
+
+
+def build_model(name: str, dims: FusionDims, fusion: FusionConfig, params_file: str) -> tuple[torch.nn.Module, TrainConfig]:
+    """A fresh model for `name` (an expert modality or a fusion method) and its training section."""
+    if name in FUSIONS:
+        return create_fusion(name, dims, fusion_params(name, getattr(fusion, name))), fusion.train
+    kind = expert_kind(name)
+    cfg = section(kind.config, kind.section, params_file)
+    head = MLPHead(in_dim=dims.inputs[name], hidden=cfg.head_hidden, n_classes=dims.n_classes, dropout=cfg.dropout)
+    return HeadOn(name, head), cfg.train
+
+
+def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dict], scored: dict[str, dict],
+                    meta: dict, device: str, modality_dropout: float) -> dict:
+    """Train on parts['train'], stop on parts['stop']; metrics on each scored set."""
+    train, stop, positive = parts["train"], parts["stop"], meta["positive_index"]
+    mixes = modality_dropout > 0 and "mask" in train
+
+    def batches(epoch: int):
+        gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+        for batch in tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=epoch):
+            if mixes:
+                batch["mask"] = drop_modalities(batch["mask"], modality_dropout, gen)
+            yield batch
+
+    if any(p.requires_grad for p in model.parameters()):
+        counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
+        objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
+                                   positive=positive, device=device, desc="crossval")
+        fit(model, objective, cfg=t, device=device, live=None, desc="crossval", train_batches=batches,
+            steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
+    out = {}
+    for name, data in scored.items():
+        labels, probs = predict(model, tensor_batches(data, 1024, shuffle=False), device)
+        found = split_metrics(labels, probs, positive)
+        out[name] = {k: found[k] for k in METRICS} if found else None
+    return out
+
+
+def cross_validate(pooled: dict, tests: dict[str, dict], folds: np.ndarray, cfg: CrossvalConfig, fusion: FusionConfig,
+                   meta: dict, params_file: str, device: str) -> dict[str, list[dict]]:
+    """{model: [one dict of metrics per scored set, per fold]} over every fold."""
+    dims = FusionDims(inputs={m: pooled[m].shape[1] for m in cfg.modalities}, n_classes=len(meta["classes"]))
+    results: dict[str, list[dict]] = {name: [] for name in cfg.models}
+    jobs = [(fold, name) for fold in range(cfg.folds) for name in cfg.models]
+    for fold, name in progress(jobs, desc="crossval", unit="model"):
+        roles = fold_roles(folds, fold, cfg.folds)
+        parts = {role: rows(pooled, index) for role, index in roles.items()}
+        seed_everything(cfg.seed * 1000 + fold)
+        model, t = build_model(name, dims, fusion, params_file)
+        t = t.for_seed(cfg.seed * 1000 + fold)
+        dropout = fusion.modality_dropout if name in FUSIONS else 0.0
+        scored = {"held_out": parts["held_out"], **tests}
+        results[name].append(train_and_score(model, t, parts, scored, meta, device, dropout))
+    return results
+
+
+def summarize_folds(results: dict[str, list[dict]]) -> dict:
+    """Per model and scored set: {metric: mean, metric_std: sample std over folds}."""
+    summary = {}
+    for name, per_fold in results.items():
+        summary[name] = {}
+        for scored in SCORED:
+            found = [f[scored] for f in per_fold if f.get(scored)]
+            if not found:
+                continue
+            summary[name][scored] = {}
+            for metric in METRICS:
+                values = np.array([f[metric] for f in found], dtype=np.float64)
+                values = values[np.isfinite(values)]  # e.g. AUROC of a fold that holds one class only
+                if len(values):
+                    summary[name][scored][metric] = round(float(values.mean()), 4)
+                    summary[name][scored][f"{metric}_std"] = round(float(values.std(ddof=1)) if len(values) > 1
+                                                                   else 0.0, 4)
+    return summary
+
+
+def load_pooled(reader: ShardReader, embeddings: Path, cfg: CrossvalConfig) -> tuple:
+    """(pooled labelled rows of cfg.splits, their groups, {test split: its labelled rows})."""
+    n_classes = len(reader.meta["classes"])
+    parts, groups = [], []
+    for split in cfg.splits:
+        samples = sorted(reader.samples(split, decode_images=False), key=lambda s: s["id"])
+        data = load_fusion_split(embeddings, split, cfg.modalities, [s["id"] for s in samples], n_classes)
+        keep = (data["label"] >= 0).numpy()
+        parts.append({k: v[torch.as_tensor(keep)] for k, v in data.items() if torch.is_tensor(v)})
+        groups += [group_of(s["meta"], cfg.group_by) for s, kept in zip(samples, keep) if kept]
+    pooled = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    tests = {}
+    for split in ("test_seen", "test_unseen"):
+        if reader.meta["counts"].get(split):
+            ids = sorted(s["id"] for s in reader.samples(split, decode_images=False))
+            data = load_fusion_split(embeddings, split, cfg.modalities, ids, n_classes)
+            tests[split] = {k: v for k, v in data.items() if torch.is_tensor(v)}
+    return pooled, groups, tests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m Step_5.crossval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="params file (sections crossval, fusion, <m>_expert)")
+    parser.add_argument("--shards", default="data/shards", help="shard folder from Step_3 (ids, labels, groups)")
+    parser.add_argument("--embeddings", default="data/embeddings", help="cached expert embeddings from Step_4")
+    parser.add_argument("--metrics", default="metrics/crossval.json", help="output: mean and std over the folds")
+    parser.add_argument("--report", default="reports/crossval.json", help="output: the folds and every fold's metrics")
+    args = parser.parse_args()
+    cfg = section(CrossvalConfig, "crossval", args.params)
+    fusion = section(FusionConfig, "fusion", args.params)
+    if "late" in cfg.models:
+        raise PipelineError("crossval.models: 'late' averages the experts' cached logits, whose heads trained on "
+                            "every pooled row; cross-validating it would score rows it has seen. Leave it out")
+    unknown = [m for m in cfg.models if m not in FUSIONS and m not in cfg.modalities]
+    if unknown:
+        raise PipelineError(f"crossval.models: {unknown} are neither fusion methods ({', '.join(FUSIONS)}) nor "
+                            f"modalities of crossval.modalities ({', '.join(cfg.modalities)})")
+    trained = [m for m in cfg.modalities if not label_free(m, args.params)]
+    if trained:
+        raise PipelineError(f"crossval.modalities: the cached features of {trained} were learned from the train "
+                            "split's labels (the tabular expert, a fine-tuned or DACT encoder), so every fold would "
+                            "score rows its features saw. Cross-validate frozen encoders only")
+    reader = ShardReader(args.shards)
+    pooled, groups, tests = load_pooled(reader, Path(args.embeddings), cfg)
+    folds = grouped_folds(groups, cfg.folds, cfg.seed)
+    results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, pick_device(cfg.device))
+    summary = summarize_folds(results)
+    write_json(args.metrics, {"folds": cfg.folds, "group_by": cfg.group_by, "models": summary})
+    named = [g for g in groups if g is not None]
+    write_json(args.report, {
+        "folds": cfg.folds, "group_by": cfg.group_by, "splits": cfg.splits, "rows": len(groups),
+        "groups": len(set(named)) + (len(groups) - len(named)), "rows_without_group": len(groups) - len(named),
+        "fold_rows": np.bincount(folds, minlength=cfg.folds).tolist(),
+        "fold_groups": [sorted({g for g, f in zip(groups, folds) if f == k and g is not None}) for k in range(cfg.folds)],
+        "per_fold": results})
+    best = max(summary, key=lambda m: summary[m].get("held_out", {}).get("auroc", -1))
+    print(f"crossval: {cfg.folds} folds by {cfg.group_by}; best held-out AUROC {best} "
+          f"{summary[best]['held_out']['auroc']} ± {summary[best]['held_out']['auroc_std']}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,93 @@
+"""Grouped cross-validation: whole groups per fold, a fold never trains on its held-out groups, and every
+expert head and fusion method is trained and scored once per fold."""
+import numpy as np
+import pytest
+import torch
+
+from core.errors import PipelineError
+from Step_4.config import TrainConfig
+from Step_5 import crossval
+from Step_5.config import FusionConfig
+from Step_5.config import CrossvalConfig
+from Step_5.crossval import fold_roles, group_of, grouped_folds, summarize_folds
+
+META = {"classes": ["benign", "abuse_hate"], "positive_index": 1,
+        "counts": {"train": {"benign": 120, "abuse_hate": 120}}}
+
+
+def test_folds_keep_groups_whole_and_balanced():
+    groups = [f"g{i % 12}" for i in range(240)] + [None] * 10
+    folds = grouped_folds(groups, 4, seed=0)
+    for g in set(groups) - {None}:
+        assert len({folds[i] for i, x in enumerate(groups) if x == g}) == 1
+    sizes = np.bincount(folds, minlength=4)
+    assert sizes.max() - sizes.min() <= 20  # whole groups of 20: as even as they allow
+    assert (grouped_folds(groups, 4, seed=0) == folds).all()  # deterministic
+    with pytest.raises(PipelineError, match="only 3 groups"):
+        grouped_folds(["a", "b", "c", "a"], 4, seed=0)
+    assert len(set(grouped_folds(["a", "b", "c", "a"], 3, seed=0))) == 3  # k = groups: leave-one-group-out
+
+
+def test_group_column_paths():
+    sample = {"source": "csv", "meta": {"frame": "mocking.zoo"}, "tabular": {"platform": "forum"}, "group": None}
+    assert group_of(sample, "meta.frame") == "mocking.zoo"
+    assert group_of(sample, "tabular.platform") == "forum"
+    assert group_of(sample, "source") == "csv"
+    assert group_of(sample, "group") is None and group_of(sample, "meta.missing") is None
+
+
+def synthetic(n: int, seed: int) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    label = torch.arange(n) % 2
+    text = torch.randn(n, 8, generator=gen)
+    text[:, 0] += label * 3.0  # the informative modality (one feature: a per-modality LayerNorm keeps it)
+    vision = torch.randn(n, 6, generator=gen)
+    return {"label": label, "true_label": label, "mask": torch.ones(n, 2, dtype=torch.bool), "text": text,
+            "vision": vision, "text_logits": torch.zeros(n, 2), "vision_logits": torch.zeros(n, 2),
+            "row": torch.arange(n)}
+
+
+def test_every_fold_trains_without_its_held_out_groups(monkeypatch, tmp_path):
+    n, k = 240, 4
+    pooled = synthetic(n, 0)
+    groups = [f"g{i % 16}" for i in range(n)]
+    folds = grouped_folds(groups, k, seed=1)
+    params = tmp_path / "params.yaml"
+    params.write_text("text_expert: {head_hidden: 16, dropout: 0.0, train: {epochs: 15, batch_size: 32, lr: 0.01}}\n"
+                      "vision_expert: {head_hidden: 16, dropout: 0.0, train: {epochs: 15, batch_size: 32, lr: 0.01}}\n")
+    fusion = FusionConfig(modalities=["text", "vision"], concat={"hidden": 16},
+                          train=TrainConfig(epochs=15, batch_size=32, lr=0.01))
+    cfg = CrossvalConfig(folds=k, models=["text", "vision", "concat"])
+    real, seen = crossval.train_and_score, []
+
+    def spy(model, t, parts, scored, meta, device, dropout):
+        trained = {groups[i] for i in parts["train"]["row"].tolist()}
+        held = {groups[i] for i in scored["held_out"]["row"].tolist()}
+        stop = {groups[i] for i in parts["stop"]["row"].tolist()}
+        assert not trained & held and not trained & stop and not held & stop
+        seen.append(len(parts["train"]["row"]) + len(parts["stop"]["row"]) + len(scored["held_out"]["row"]))
+        return real(model, t, parts, scored, meta, device, dropout)
+
+    monkeypatch.setattr(crossval, "train_and_score", spy)
+    results = crossval.cross_validate(pooled, {"test_seen": synthetic(80, 9)}, folds, cfg, fusion, META,
+                                      str(params), "cpu")
+    assert seen == [n] * (k * 3)  # every row in exactly one role, for every fold and model
+    assert {m: len(v) for m, v in results.items()} == {"text": k, "vision": k, "concat": k}
+    summary = summarize_folds(results)
+    assert summary["text"]["held_out"]["auroc"] > 0.8 and summary["concat"]["test_seen"]["auroc"] > 0.8
+    assert summary["vision"]["held_out"]["auroc"] < 0.7  # noise stays noise
+    assert summary["text"]["held_out"]["auroc_std"] >= 0
+
+
+def test_roles_partition_the_rows():
+    folds = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    roles = fold_roles(folds, 3, 4)
+    assert roles["held_out"].tolist() == [6, 7] and roles["stop"].tolist() == [0, 1]
+    assert sorted(np.concatenate(list(roles.values())).tolist()) == list(range(8))
+
+
+def test_bad_settings_are_clear():
+    with pytest.raises(Exception, match="folds must be >= 3"):
+        CrossvalConfig(folds=2)
+    with pytest.raises(Exception, match="never pooled"):
+        CrossvalConfig(splits=["train", "test_seen"])
