@@ -17,8 +17,13 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
-    loss: Literal["weighted_ce", "ce", "focal"] = "weighted_ce"
+    # weighted_ce: class weights n / (C · n_c) from the train split; weighted_bce (two classes): binary cross-entropy
+    # on the positive class's logit margin with pos_weight = negatives / positives of the train split; focal:
+    # focal_gamma, weighted by focal_alpha for the positive class (1 - alpha for the other) or, when unset, by
+    # the class weights
+    loss: Literal["weighted_ce", "ce", "focal", "weighted_bce"] = "weighted_ce"
     focal_gamma: float = 2.0
+    focal_alpha: float | None = None
     grad_clip: float = 1.0
     early_stop_metric: Literal["macro_f1", "auroc"] = "auroc"
     patience: int = 5
@@ -42,6 +47,8 @@ class TrainConfig:
         check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
         check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
         check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.focal_gamma >= 0, f"focal_gamma must be >= 0, got {self.focal_gamma}")
+        check(self.focal_alpha is None or 0 < self.focal_alpha < 1, f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct: {self.seeds}")
 
 

@@ -57,17 +57,38 @@ def class_weights(counts: list[int]) -> torch.Tensor:
     return counts_t.sum() / (len(counts) * counts_t)
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
-                        weights: torch.Tensor | None) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig, weights: torch.Tensor | None,
+                        positive: int = 1, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
     if cfg.loss == "ce":
         return F.cross_entropy(logits, labels)
     if cfg.loss == "weighted_ce":
         return F.cross_entropy(logits, labels, weight=weights)
+    if cfg.loss == "weighted_bce":  # two classes: sigmoid(margin) is the softmax probability of the positive class
+        margin = logits[:, positive] - logits[:, 1 - positive]
+        return F.binary_cross_entropy_with_logits(margin, (labels == positive).to(margin.dtype), pos_weight=pos_weight)
     log_p = F.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)  # (B,)
     focal = -((1 - log_p.exp()) ** cfg.focal_gamma) * log_p
     if weights is not None:
         focal = focal * weights[labels]
     return focal.mean()
+
+
+def loss_weights(cfg: TrainConfig, class_counts: list[int], positive: int) -> tuple[torch.Tensor | None,
+                                                                                       torch.Tensor | None]:
+    """(per-class weights, BCE pos_weight) that cfg.loss uses, from the train split's class counts."""
+    binary = len(class_counts) == 2
+    if cfg.loss == "weighted_bce" or (cfg.loss == "focal" and cfg.focal_alpha is not None):
+        if not binary:
+            raise PipelineError(f"loss {cfg.loss}{' with focal_alpha' if cfg.loss == 'focal' else ''} needs two classes; "
+                                f"the taxonomy has {len(class_counts)}: use weighted_ce or focal without focal_alpha")
+    if cfg.loss == "weighted_bce":
+        negatives, positives = sum(class_counts) - class_counts[positive], max(1, class_counts[positive])
+        return None, torch.tensor(negatives / positives)
+    if cfg.loss == "focal" and cfg.focal_alpha is not None:
+        weights = torch.full((2,), 1 - cfg.focal_alpha)
+        weights[positive] = cfg.focal_alpha
+        return weights, None
+    return (class_weights(class_counts) if cfg.loss in ("weighted_ce", "focal") else None), None
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
@@ -141,10 +162,10 @@ def classification(cfg: TrainConfig, class_counts: list[int], val_batches: Calla
                    positive: int, device: str, desc: str = "model") -> Objective:
     """Cross-entropy (weighted / plain / focal) plus the model's `auxiliary_loss()` if it has one; the best epoch
     by cfg.early_stop_metric on validation."""
-    weights = class_weights(class_counts).to(device) if cfg.loss in ("weighted_ce", "focal") else None
+    weights, pos_weight = (w.to(device) if w is not None else None for w in loss_weights(cfg, class_counts, positive))
 
     def loss(model: nn.Module, batch: dict) -> torch.Tensor:
-        value = classification_loss(model(batch), batch["label"], cfg, weights)
+        value = classification_loss(model(batch), batch["label"], cfg, weights, positive, pos_weight)
         auxiliary = getattr(distributed.unwrap(model), "auxiliary_loss", None)  # e.g. the router's balance term
         return value + auxiliary() if auxiliary is not None else value
 

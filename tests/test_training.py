@@ -146,3 +146,37 @@ def test_bf16_training_precision_autocasts_and_still_learns():
         runs[precision] = (result.best_score, model.net.weight.detach().clone())
         assert model.net.weight.dtype == torch.float32  # weights and optimizer stay fp32
     assert runs["bf16"][0] > 0.9 and not torch.equal(runs["fp32"][1], runs["bf16"][1])
+
+
+def test_weighted_bce_and_focal_alpha_losses():
+    """weighted_bce: BCE on the positive logit margin (sigmoid(margin) = the softmax probability) with pos_weight =
+    negatives / positives of the train split; focal_alpha weighs the positive class alpha, the other 1 - alpha."""
+    import pytest
+    import torch.nn.functional as F
+
+    from core.errors import PipelineError
+    from Step_4.config import TrainConfig
+    from Step_4.engine import classification_loss, loss_weights
+
+    logits = torch.tensor([[0.2, 1.0], [1.5, -0.5], [0.0, 0.3]])
+    labels = torch.tensor([1, 0, 0])
+    cfg = TrainConfig(loss="weighted_bce")
+    weights, pos_weight = loss_weights(cfg, [300, 100], positive=1)
+    assert weights is None and pos_weight.item() == 3.0
+    margin = logits[:, 1] - logits[:, 0]
+    assert torch.allclose(torch.sigmoid(margin), logits.softmax(-1)[:, 1])
+    expected = -(3.0 * torch.log(torch.sigmoid(margin[0])) + torch.log(1 - torch.sigmoid(margin[1]))
+                 + torch.log(1 - torch.sigmoid(margin[2]))) / 3
+    assert torch.allclose(classification_loss(logits, labels, cfg, weights, 1, pos_weight), expected)
+    # positive index 0: the margin flips
+    _, pos0 = loss_weights(cfg, [100, 300], positive=0)
+    assert pos0.item() == 3.0
+    focal = TrainConfig(loss="focal", focal_alpha=0.75, focal_gamma=0.0)
+    weights, _ = loss_weights(focal, [300, 100], positive=1)
+    assert weights.tolist() == [0.25, 0.75]
+    plain = F.cross_entropy(logits, labels, reduction="none")
+    assert torch.allclose(classification_loss(logits, labels, focal, weights), (plain * weights[labels]).mean())
+    with pytest.raises(PipelineError, match="needs two classes"):
+        loss_weights(cfg, [10, 10, 10], positive=1)
+    with pytest.raises(Exception, match="focal_alpha"):
+        TrainConfig(loss="focal", focal_alpha=1.5)
