@@ -80,7 +80,9 @@ def load_mfm_encoder(folder: Path, config: FTConfig) -> TabularFeatureEncoder:
     return encoder
 
 
-def _fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
+def fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
+    """Train an expert on splits['train'] (early stopping on splits['val']); returns (expert, id-sorted
+    features and logits of every split given, the fit)."""
     seed_everything(t.seed)
     meta = ctx.meta
     expert = Expert(modality="tabular", encoder=encoder, n_classes=len(meta["classes"]),
@@ -110,7 +112,7 @@ def train(cfg: TabularExpertConfig, ctx: ExpertContext) -> TrainedExpert:
         def run_one(seed: int) -> Run:
             torch.manual_seed(seed)
             encoder = load_mfm_encoder(ctx.mfm_dir, config) if pretrained else TabularFeatureEncoder(config=config)
-            return _fit_one(cfg, cfg.train.for_seed(seed), encoder, splits, ctx,
+            return fit_one(cfg, cfg.train.for_seed(seed), encoder, splits, ctx,
                             live if seed == cfg.train.seeds[0] else None)
         return run_one
 

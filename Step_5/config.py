@@ -60,8 +60,8 @@ class CrossvalConfig:
     folds: int = 5  # k >= 3 (one fold scores, one stops early, the rest train); = number of groups: leave-one-group-out
     group_by: str = "meta.frame"  # a sample field: group, source, meta.<key> or tabular.<key>; empty values: own group
     splits: list[str] = field(default_factory=lambda: ["train", "val"])  # pooled into the folds
-    modalities: list[str] = field(default_factory=lambda: ["text", "vision"])  # what the fusion heads read
-    models: list[str] = field(default_factory=lambda: ["text", "vision", "concat", "gated"])
+    modalities: list[str] = field(default_factory=lambda: ["text", "vision", "tabular"])  # what the fusion heads read
+    models: list[str] = field(default_factory=lambda: ["text", "vision", "tabular", "concat", "gated"])
     seed: int = 0
     device: str = "cpu"
 

@@ -6,8 +6,10 @@ equal to the number of groups this is leave-one-group-out. Fold f is held out; f
 too and decides early stopping; the other k - 2 folds train. Each fold trains, from scratch on the frozen
 features, one head per expert named in `crossval.models` (the expert's own head size and training section) and
 each fusion method named there (the `fusion` section, over `crossval.modalities`), and scores it on its
-held-out fold and on test_seen and test_unseen. Only features made without labels take part (frozen
-encoders): the tabular expert's features learn from the train split's labels, so they would leak.
+held-out fold and on test_seen and test_unseen. The tabular expert learns its features from labels, so inside
+every fold it is retrained first (from the MFM-pretrained encoder when tabular_expert.pretrained, as in its
+stage) on that fold's training rows only, and its features for every row come from that fold's expert.
+Fine-tuned or DACT text / vision features learned from the train split's labels and are refused.
 
 Writes metrics/crossval.json (per model: mean and std over the folds of AUROC, AUPRC, macro-F1 and accuracy on
 the held-out folds, test_seen and test_unseen) and reports/crossval.json (the folds: groups, sizes, and every
@@ -50,6 +52,9 @@ def group_of(sample: dict, path: str) -> str | None:
             return None
         node = node[key]
     return None if node is None or node == "" else str(node)
+
+
+RETRAINED = ("tabular",)  # modalities whose encoder learns from labels: retrained inside every fold
 
 
 def label_free(modality: str, params_file: str) -> bool:
@@ -101,9 +106,9 @@ class HeadOn(torch.nn.Module):
 
 
 def rows(data: dict, index: np.ndarray) -> dict:
-    """The given rows of a dict of aligned tensors."""
+    """The given rows of the tensors of a dict (ids and other lists are left out)."""
     at = torch.as_tensor(index, dtype=torch.long)
-    return {k: v[at] for k, v in data.items()}
+    return {k: v[at] for k, v in data.items() if torch.is_tensor(v)}
 
 
 def build_model(name: str, dims: FusionDims, fusion: FusionConfig, params_file: str) -> tuple[torch.nn.Module, TrainConfig]:
@@ -144,21 +149,77 @@ def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dic
 
 
 def cross_validate(pooled: dict, tests: dict[str, dict], folds: np.ndarray, cfg: CrossvalConfig, fusion: FusionConfig,
-                   meta: dict, params_file: str, device: str) -> dict[str, list[dict]]:
-    """{model: [one dict of metrics per scored set, per fold]} over every fold."""
+                   meta: dict, params_file: str, device: str, refit=None) -> dict[str, list[dict]]:
+    """{model: [one dict of metrics per scored set, per fold]} over every fold. refit(roles, seed), when given,
+    retrains what must be retrained per fold and returns that fold's (pooled, tests) features."""
     dims = FusionDims(inputs={m: pooled[m].shape[1] for m in cfg.modalities}, n_classes=len(meta["classes"]))
     results: dict[str, list[dict]] = {name: [] for name in cfg.models}
-    jobs = [(fold, name) for fold in range(cfg.folds) for name in cfg.models]
-    for fold, name in progress(jobs, desc="crossval", unit="model"):
-        roles = fold_roles(folds, fold, cfg.folds)
-        parts = {role: rows(pooled, index) for role, index in roles.items()}
-        seed_everything(cfg.seed * 1000 + fold)
-        model, t = build_model(name, dims, fusion, params_file)
-        t = t.for_seed(cfg.seed * 1000 + fold)
-        dropout = fusion.modality_dropout if name in FUSIONS else 0.0
-        scored = {"held_out": parts["held_out"], **tests}
-        results[name].append(train_and_score(model, t, parts, scored, meta, device, dropout))
+    with progress(total=cfg.folds * len(cfg.models), desc="crossval", unit="model") as bar:
+        for fold in range(cfg.folds):
+            roles = fold_roles(folds, fold, cfg.folds)
+            fold_pooled, fold_tests = refit(roles, cfg.seed * 1000 + fold) if refit else (pooled, tests)
+            parts = {role: rows(fold_pooled, index) for role, index in roles.items()}
+            for name in cfg.models:
+                seed_everything(cfg.seed * 1000 + fold)
+                model, t = build_model(name, dims, fusion, params_file)
+                t = t.for_seed(cfg.seed * 1000 + fold)
+                dropout = fusion.modality_dropout if name in FUSIONS else 0.0
+                scored = {"held_out": parts["held_out"], **fold_tests}
+                results[name].append(train_and_score(model, t, parts, scored, meta, device, dropout))
+                bar.update(1)
     return results
+
+
+class TabularPerFold:
+    """Retrains the tabular expert on a fold's training rows (early stopping on its stop fold) and gives every
+    pooled and test row that fold's tabular features, so no fold scores rows its tabular features learned from."""
+
+    def __init__(self, reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, params_file: str,
+                 mfm_dir: Path | None, device: str):
+        from Step_3.tabular import TabularEncoder
+        from Step_4.config import TabularExpertConfig
+        from Step_4.recipes import ExpertContext
+        from Step_4.tabular_data import load_tabular_split
+        from Step_4.tabular_encoder import ft_config
+
+        self.cfg = section(TabularExpertConfig, "tabular_expert", params_file)
+        if self.cfg.pretrained and mfm_dir is None:
+            raise PipelineError("tabular_expert.pretrained is on: give the MFM encoder with --mfm (models/tabular_mfm)")
+        schema = TabularEncoder(reader.meta["tabular"])
+        self.config, self.mfm_dir = ft_config(self.cfg.model, schema), mfm_dir
+        self.ctx = ExpertContext(reader=reader, device=device)
+        parts = []
+        for split in cfg.splits:
+            found = load_tabular_split(reader, split, schema)
+            keep = [i for i, label in enumerate(found["label"].tolist()) if label >= 0]
+            parts.append(subset(found, keep))
+        self.pool = {k: (sum((p[k] for p in parts), []) if k == "id" else torch.cat([p[k] for p in parts]))
+                     for k in parts[0]}
+        if self.pool["id"] != pooled["id"]:
+            raise PipelineError("the tabular rows and the cached embeddings list different memes; rerun dvc repro")
+        self.tests = {s: load_tabular_split(reader, s, schema) for s in tests}
+        self.pooled, self.test_features = pooled, tests
+
+    def __call__(self, roles: dict[str, np.ndarray], seed: int) -> tuple[dict, dict]:
+        from Step_4.tabular_encoder import TabularFeatureEncoder, fit_one, load_mfm_encoder
+
+        torch.manual_seed(seed)
+        encoder = (load_mfm_encoder(self.mfm_dir, self.config) if self.cfg.pretrained
+                   else TabularFeatureEncoder(config=self.config))
+        splits = {"train": subset(self.pool, roles["train"]), "val": subset(self.pool, roles["stop"]),
+                  "pool": self.pool, **self.tests}
+        _, data, _ = fit_one(self.cfg, self.cfg.train.for_seed(seed), encoder, splits, self.ctx, None)
+        order = {sample_id: i for i, sample_id in enumerate(data["pool"]["ids"])}  # extract sorts by id
+        pooled = {**self.pooled, "tabular": data["pool"]["features"][[order[i] for i in self.pool["id"]]]}
+        tests = {s: {**d, "tabular": data[s]["features"]} for s, d in self.test_features.items()}
+        return pooled, tests
+
+
+def subset(data: dict, index) -> dict:
+    """The given rows of a dict of aligned tensors and lists."""
+    index = [int(i) for i in index]
+    return {k: ([v[i] for i in index] if isinstance(v, list) else v[torch.as_tensor(index, dtype=torch.long)])
+            for k, v in data.items()}
 
 
 def summarize_folds(results: dict[str, list[dict]]) -> dict:
@@ -189,9 +250,11 @@ def load_pooled(reader: ShardReader, embeddings: Path, cfg: CrossvalConfig) -> t
         samples = sorted(reader.samples(split, decode_images=False), key=lambda s: s["id"])
         data = load_fusion_split(embeddings, split, cfg.modalities, [s["id"] for s in samples], n_classes)
         keep = (data["label"] >= 0).numpy()
-        parts.append({k: v[torch.as_tensor(keep)] for k, v in data.items() if torch.is_tensor(v)})
+        parts.append({**{k: v[torch.as_tensor(keep)] for k, v in data.items() if torch.is_tensor(v)},
+                      "id": [i for i, kept in zip(data["id"], keep) if kept]})
         groups += [group_of(s["meta"], cfg.group_by) for s, kept in zip(samples, keep) if kept]
-    pooled = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    pooled = {k: (sum((p[k] for p in parts), []) if k == "id" else torch.cat([p[k] for p in parts]))
+              for k in parts[0]}
     tests = {}
     for split in ("test_seen", "test_unseen"):
         if reader.meta["counts"].get(split):
@@ -207,6 +270,8 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml", help="params file (sections crossval, fusion, <m>_expert)")
     parser.add_argument("--shards", default="data/shards", help="shard folder from Step_3 (ids, labels, groups)")
     parser.add_argument("--embeddings", default="data/embeddings", help="cached expert embeddings from Step_4")
+    parser.add_argument("--mfm", default=None, help="MFM-pretrained tabular encoder (models/tabular_mfm): the start of "
+                        "the tabular expert retrained in every fold when tabular_expert.pretrained")
     parser.add_argument("--metrics", default="metrics/crossval.json", help="output: mean and std over the folds")
     parser.add_argument("--report", default="reports/crossval.json", help="output: the folds and every fold's metrics")
     args = parser.parse_args()
@@ -219,15 +284,18 @@ def main() -> None:
     if unknown:
         raise PipelineError(f"crossval.models: {unknown} are neither fusion methods ({', '.join(FUSIONS)}) nor "
                             f"modalities of crossval.modalities ({', '.join(cfg.modalities)})")
-    trained = [m for m in cfg.modalities if not label_free(m, args.params)]
+    trained = [m for m in cfg.modalities if m not in RETRAINED and not label_free(m, args.params)]
     if trained:
         raise PipelineError(f"crossval.modalities: the cached features of {trained} were learned from the train "
-                            "split's labels (the tabular expert, a fine-tuned or DACT encoder), so every fold would "
-                            "score rows its features saw. Cross-validate frozen encoders only")
+                            "split's labels (a fine-tuned or DACT encoder), so every fold would score rows its features "
+                            "saw. Cross-validate frozen encoders (and tabular, retrained per fold) only")
     reader = ShardReader(args.shards)
     pooled, groups, tests = load_pooled(reader, Path(args.embeddings), cfg)
     folds = grouped_folds(groups, cfg.folds, cfg.seed)
-    results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    refit = (TabularPerFold(reader, cfg, pooled, tests, args.params, Path(args.mfm) if args.mfm else None, device)
+             if "tabular" in cfg.modalities else None)
+    results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, device, refit)
     summary = summarize_folds(results)
     write_json(args.metrics, {"folds": cfg.folds, "group_by": cfg.group_by, "models": summary})
     named = [g for g in groups if g is not None]

@@ -1,5 +1,7 @@
 """Grouped cross-validation: whole groups per fold, a fold never trains on its held-out groups, and every
 expert head and fusion method is trained and scored once per fold."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -57,7 +59,7 @@ def test_every_fold_trains_without_its_held_out_groups(monkeypatch, tmp_path):
                       "vision_expert: {head_hidden: 16, dropout: 0.0, train: {epochs: 15, batch_size: 32, lr: 0.01}}\n")
     fusion = FusionConfig(modalities=["text", "vision"], concat={"hidden": 16},
                           train=TrainConfig(epochs=15, batch_size=32, lr=0.01))
-    cfg = CrossvalConfig(folds=k, models=["text", "vision", "concat"])
+    cfg = CrossvalConfig(folds=k, modalities=["text", "vision"], models=["text", "vision", "concat"])
     real, seen = crossval.train_and_score, []
 
     def spy(model, t, parts, scored, meta, device, dropout):
@@ -91,3 +93,37 @@ def test_bad_settings_are_clear():
         CrossvalConfig(folds=2)
     with pytest.raises(Exception, match="never pooled"):
         CrossvalConfig(splits=["train", "test_seen"])
+
+
+def test_the_tabular_expert_is_retrained_on_each_folds_training_rows_only(stages, tmp_path, monkeypatch):
+    """Its features learn from labels, so every fold retrains it on that fold's training rows (early stopping on
+    the stop fold) and every row gets that fold's features."""
+    import yaml
+
+    import Step_4.tabular_encoder as tabular_encoder
+    from Step_3.reader import ShardReader
+    from tools.smoke import deep_merge
+
+    root = Path(__file__).resolve().parents[1]
+    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), {
+        "tabular_expert": {"pretrained": False, "device": "cpu", "train": {"epochs": 2, "batch_size": 8, "seeds": [0]}}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stages.shards()
+    reader = ShardReader(tmp_path / "shards")
+    ids = [i for split in ("train", "val") for i in sorted(
+        s["id"] for s in reader.samples(split, decode_images=False) if s["meta"]["label"] >= 0)]
+    cfg = CrossvalConfig(folds=3)
+    refit = crossval.TabularPerFold(reader, cfg, {"id": ids}, {}, str(tmp_path / "params.yaml"), None, "cpu")
+    real, seen = tabular_encoder.fit_one, {}
+
+    def spy(cfg_, t, encoder, splits, ctx, live):
+        seen.update(train=list(splits["train"]["id"]), stop=list(splits["val"]["id"]))
+        return real(cfg_, t, encoder, splits, ctx, live)
+
+    monkeypatch.setattr(tabular_encoder, "fit_one", spy)
+    folds = np.arange(len(ids)) % 3
+    roles = fold_roles(folds, 0, 3)
+    pooled, _ = refit(roles, seed=0)
+    assert seen["train"] == [ids[i] for i in roles["train"]] and seen["stop"] == [ids[i] for i in roles["stop"]]
+    assert not set(seen["train"]) & {ids[i] for i in roles["held_out"]}
+    assert pooled["tabular"].shape[0] == len(ids) and torch.isfinite(pooled["tabular"]).all()
