@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 from core.errors import PipelineError
 from core.files import read_json
 from core.seed import seed_everything
-from Step_3.reader import class_counts
 from Step_3.tabular import TabularEncoder
 from Step_4.config import TabularExpertConfig, TabularModelConfig
 from Step_4.embeddings import extract, tensor_batches
@@ -81,14 +80,15 @@ def load_mfm_encoder(folder: Path, config: FTConfig) -> TabularFeatureEncoder:
 
 
 def fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
-    """Train an expert on splits['train'] (early stopping on splits['val']); returns (expert, id-sorted
-    features and logits of every split given, the fit)."""
+    """Train an expert on splits['train'] (early stopping on splits['val']; class weights from the rows it trains
+    on); returns (expert, id-sorted features and logits of every split given, the fit)."""
     seed_everything(t.seed)
     meta = ctx.meta
     expert = Expert(modality="tabular", encoder=encoder, n_classes=len(meta["classes"]),
                     head_hidden=cfg.head_hidden, dropout=cfg.dropout)
     train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
-    objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
+    counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
+    objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=ctx.device, desc="tabular")
     result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc="tabular",
                  train_batches=lambda e: tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=e),

@@ -73,4 +73,6 @@ class CrossvalConfig:
         unknown = [m for m in self.modalities if m not in modalities()]
         check(not unknown, f"modalities: unknown {unknown}; allowed: {list(modalities())}")
         self.modalities = [m for m in modalities() if m in self.modalities]  # the order fusion masks use
-        check(len(self.modalities) >= 1, "modalities: at least one")
+        experts = [m for m in self.models if m in modalities()]
+        check(len(self.modalities) >= 2 or len(experts) == len(self.models),
+              "modalities: fusion methods in models need at least two modalities")

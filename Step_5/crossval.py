@@ -107,8 +107,7 @@ class HeadOn(torch.nn.Module):
 
 def rows(data: dict, index: np.ndarray) -> dict:
     """The given rows of the tensors of a dict (ids and other lists are left out)."""
-    at = torch.as_tensor(index, dtype=torch.long)
-    return {k: v[at] for k, v in data.items() if torch.is_tensor(v)}
+    return {k: v for k, v in subset(data, index).items() if torch.is_tensor(v)}
 
 
 def build_model(name: str, dims: FusionDims, fusion: FusionConfig, params_file: str) -> tuple[torch.nn.Module, TrainConfig]:
@@ -134,12 +133,11 @@ def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dic
                 batch["mask"] = drop_modalities(batch["mask"], modality_dropout, gen)
             yield batch
 
-    if any(p.requires_grad for p in model.parameters()):
-        counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
-        objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
-                                   positive=positive, device=device, desc="crossval")
-        fit(model, objective, cfg=t, device=device, live=None, desc="crossval", train_batches=batches,
-            steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
+    counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
+    objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
+                               positive=positive, device=device, desc="crossval")
+    fit(model, objective, cfg=t, device=device, live=None, desc="crossval", train_batches=batches,
+        steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
     out = {}
     for name, data in scored.items():
         labels, probs = predict(model, tensor_batches(data, 1024, shuffle=False), device)
@@ -193,8 +191,7 @@ class TabularPerFold:
             found = load_tabular_split(reader, split, schema)
             keep = [i for i, label in enumerate(found["label"].tolist()) if label >= 0]
             parts.append(subset(found, keep))
-        self.pool = {k: (sum((p[k] for p in parts), []) if k == "id" else torch.cat([p[k] for p in parts]))
-                     for k in parts[0]}
+        self.pool = concat_rows(parts)
         if self.pool["id"] != pooled["id"]:
             raise PipelineError("the tabular rows and the cached embeddings list different memes; rerun dvc repro")
         self.tests = {s: load_tabular_split(reader, s, schema) for s in tests}
@@ -206,13 +203,25 @@ class TabularPerFold:
         torch.manual_seed(seed)
         encoder = (load_mfm_encoder(self.mfm_dir, self.config) if self.cfg.pretrained
                    else TabularFeatureEncoder(config=self.config))
-        splits = {"train": subset(self.pool, roles["train"]), "val": subset(self.pool, roles["stop"]),
-                  "pool": self.pool, **self.tests}
-        _, data, _ = fit_one(self.cfg, self.cfg.train.for_seed(seed), encoder, splits, self.ctx, None)
-        order = {sample_id: i for i, sample_id in enumerate(data["pool"]["ids"])}  # extract sorts by id
-        pooled = {**self.pooled, "tabular": data["pool"]["features"][[order[i] for i in self.pool["id"]]]}
-        tests = {s: {**d, "tabular": data[s]["features"]} for s, d in self.test_features.items()}
+        splits = {"train": subset(self.pool, roles["train"]), "val": subset(self.pool, roles["stop"])}
+        expert, _, _ = fit_one(self.cfg, self.cfg.train.for_seed(seed), encoder, splits, self.ctx, None)
+        pooled = {**self.pooled, "tabular": self.features(expert, self.pool)}
+        tests = {s: {**d, "tabular": self.features(expert, self.tests[s])} for s, d in self.test_features.items()}
         return pooled, tests
+
+    def features(self, expert, data: dict) -> torch.Tensor:
+        """The expert's features of every row, in the rows' own order (extract sorts by id)."""
+        from Step_4.embeddings import extract
+
+        found = extract(expert, tensor_batches(data, 1024, shuffle=False), self.ctx.device, desc="tabular features")
+        order = {sample_id: i for i, sample_id in enumerate(found["ids"])}
+        return found["features"][[order[i] for i in data["id"]]]
+
+
+def concat_rows(parts: list[dict]) -> dict:
+    """Dicts of aligned tensors and lists, one after another."""
+    return {k: (sum((p[k] for p in parts), []) if isinstance(parts[0][k], list) else torch.cat([p[k] for p in parts]))
+            for k in parts[0]}
 
 
 def subset(data: dict, index) -> dict:
@@ -253,8 +262,7 @@ def load_pooled(reader: ShardReader, embeddings: Path, cfg: CrossvalConfig) -> t
         parts.append({**{k: v[torch.as_tensor(keep)] for k, v in data.items() if torch.is_tensor(v)},
                       "id": [i for i, kept in zip(data["id"], keep) if kept]})
         groups += [group_of(s["meta"], cfg.group_by) for s, kept in zip(samples, keep) if kept]
-    pooled = {k: (sum((p[k] for p in parts), []) if k == "id" else torch.cat([p[k] for p in parts]))
-              for k in parts[0]}
+    pooled = concat_rows(parts)
     tests = {}
     for split in ("test_seen", "test_unseen"):
         if reader.meta["counts"].get(split):
@@ -305,9 +313,13 @@ def main() -> None:
         "fold_rows": np.bincount(folds, minlength=cfg.folds).tolist(),
         "fold_groups": [sorted({g for g, f in zip(groups, folds) if f == k and g is not None}) for k in range(cfg.folds)],
         "per_fold": results})
-    best = max(summary, key=lambda m: summary[m].get("held_out", {}).get("auroc", -1))
-    print(f"crossval: {cfg.folds} folds by {cfg.group_by}; best held-out AUROC {best} "
-          f"{summary[best]['held_out']['auroc']} ± {summary[best]['held_out']['auroc_std']}")
+    scored = {m: v["held_out"] for m, v in summary.items() if "auroc" in v.get("held_out", {})}
+    if scored:
+        best = max(scored, key=lambda m: scored[m]["auroc"])
+        print(f"crossval: {cfg.folds} folds by {cfg.group_by}; best held-out AUROC {best} "
+              f"{scored[best]['auroc']} ± {scored[best]['auroc_std']}")
+    else:
+        print(f"crossval: {cfg.folds} folds by {cfg.group_by}; no held-out fold had both classes (no AUROC)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Copies data/shards with every split repeated --scale times (sample keys renamed so no two memes share an id;
 images and texts are the real ones), then runs the real stage commands of Step_4 and Step_5 on the copy, one
 after another, in a scratch folder (the repository's outputs are left alone). For each stage it prints the
-wall seconds, the seconds per 1,000 memes it processed and the throughput the stage itself reports
-(embedding and training samples/s). With --nproc N the training stages run under
+wall seconds, the seconds per 1,000 memes in the scaled shards (all splits) and the throughput the stage
+itself reports (embedding and training samples/s). With --nproc N the training stages run under
 `torchrun --standalone --nproc_per_node N` (N ranks may share one GPU: they then talk over gloo).
 
     python -m bench.stage_times --scale 2                      # this machine, the default params

@@ -13,6 +13,8 @@ import os
 
 import torch
 
+from core.errors import PipelineError
+
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -41,7 +43,11 @@ def init(device: str) -> str:
     backend = "gloo"
     if cuda:
         gpus = torch.cuda.device_count()
-        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", str(gpus)))
+        if gpus == 0:
+            raise PipelineError(f"device {device} asked for, but no CUDA GPU is visible; set the section's device "
+                                "to cpu or check CUDA_VISIBLE_DEVICES")
+        # torchrun and accelerate set LOCAL_WORLD_SIZE; without it assume every rank is on this machine
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
         torch.cuda.set_device(local % gpus)
         device = f"cuda:{local % gpus}"
         backend = backend_for(local_ranks, gpus)

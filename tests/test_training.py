@@ -171,6 +171,10 @@ def test_weighted_bce_and_focal_alpha_losses():
     # positive index 0: the margin flips
     _, pos0 = loss_weights(cfg, [100, 300], positive=0)
     assert pos0.item() == 3.0
+    flipped = logits[:, 0] - logits[:, 1]
+    expected0 = -(torch.log(1 - torch.sigmoid(flipped[0])) + 3.0 * torch.log(torch.sigmoid(flipped[1]))
+                  + 3.0 * torch.log(torch.sigmoid(flipped[2]))) / 3
+    assert torch.allclose(classification_loss(logits, labels, cfg, None, 0, pos0), expected0)
     focal = TrainConfig(loss="focal", focal_alpha=0.75, focal_gamma=0.0)
     weights, _ = loss_weights(focal, [300, 100], positive=1)
     assert weights.tolist() == [0.25, 0.75]
