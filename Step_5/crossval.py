@@ -37,7 +37,7 @@ from Step_4.expert import MLPHead
 from Step_4.registry import expert_kind
 from Step_4.report import split_metrics
 from Step_5.config import CrossvalConfig, FusionConfig
-from Step_5.data import drop_modalities, load_fusion_split
+from Step_5.data import dropout_batches, load_fusion_split
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 
 METRICS = ("auroc", "auprc", "macro_f1", "accuracy")
@@ -124,19 +124,11 @@ def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dic
                     meta: dict, device: str, modality_dropout: float) -> dict:
     """Train on parts['train'], stop on parts['stop']; metrics on each scored set."""
     train, stop, positive = parts["train"], parts["stop"], meta["positive_index"]
-    mixes = modality_dropout > 0 and "mask" in train
-
-    def batches(epoch: int):
-        gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-        for batch in tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=epoch):
-            if mixes:
-                batch["mask"] = drop_modalities(batch["mask"], modality_dropout, gen)
-            yield batch
-
     counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
     objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
                                positive=positive, device=device, desc="crossval")
-    fit(model, objective, cfg=t, device=device, live=None, desc="crossval", train_batches=batches,
+    fit(model, objective, cfg=t, device=device, live=None, desc="crossval",
+        train_batches=lambda e: dropout_batches(train, t.batch_size, modality_dropout, t.seed, e),
         steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
     out = {}
     for name, data in scored.items():

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from core.errors import PipelineError
-from Step_4.embeddings import load_embeddings
+from Step_4.embeddings import load_embeddings, tensor_batches
 from Step_4.engine import labelled_only
 
 
@@ -54,6 +54,15 @@ def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) ->
     empty = ~dropped.any(1)
     dropped[empty] = mask[empty]
     return dropped
+
+
+def dropout_batches(train: dict, batch_size: int, p: float, seed: int, epoch: int):
+    """Shuffled training batches (seeded per epoch) whose presence mask loses modalities with probability p."""
+    gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+    for batch in tensor_batches(train, batch_size, shuffle=True, seed=seed, epoch=epoch):
+        if p > 0 and "mask" in batch:
+            batch["mask"] = drop_modalities(batch["mask"], p, gen)
+        yield batch
 
 
 def save_predictions(path: Path, probs: dict[str, np.ndarray], ids: dict[str, list[str]]) -> None:

@@ -34,15 +34,8 @@ from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import load_expert, save_expert
 from Step_4.report import headline, split_metrics, summarize, truth_of, write_report
 from Step_5.config import FusionConfig
-from Step_5.data import drop_modalities, load_fusion_split, save_predictions, tensors_of
+from Step_5.data import dropout_batches, load_fusion_split, save_predictions, tensors_of
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
-
-
-def train_batches(train: dict, cfg: FusionConfig, t: TrainConfig, epoch: int):
-    gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-    for batch in tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=epoch):
-        batch["mask"] = drop_modalities(batch["mask"], cfg.modality_dropout, gen)
-        yield batch
 
 
 def train_head(model, data: dict, cfg: FusionConfig, t: TrainConfig, meta: dict, device: str, live,
@@ -52,7 +45,7 @@ def train_head(model, data: dict, cfg: FusionConfig, t: TrainConfig, meta: dict,
     objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=f"fusion {method}")
     return fit(model, objective, cfg=t, device=device, live=live, desc=f"fusion {method}",
-               train_batches=lambda e: train_batches(train, cfg, t, e),
+               train_batches=lambda e: dropout_batches(train, t.batch_size, cfg.modality_dropout, t.seed, e),
                steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
 
 
