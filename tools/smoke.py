@@ -57,6 +57,9 @@ def make_scratch(target: Path, profile: Path | None) -> None:
 
 def dvc(target: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1"}
+    # a fixed thread count: builds compared for identical metrics must not depend on what else runs beside them
+    # (stages otherwise share the cores with other jobs, and the thread count moves floats in the last digits)
+    env.setdefault("PIPELINE_THREADS", str(os.cpu_count() or 1))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=target, env=env, text=True, capture_output=True)
 
