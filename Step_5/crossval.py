@@ -32,7 +32,7 @@ from core.seed import pick_device, seed_everything
 from Step_3.reader import ShardReader
 from Step_4.config import TrainConfig
 from Step_4.embeddings import tensor_batches
-from Step_4.engine import classification, fit, predict
+from Step_4.engine import classification, fit, labelled_only, predict
 from Step_4.expert import MLPHead
 from Step_4.registry import expert_kind
 from Step_4.report import split_metrics
@@ -180,9 +180,7 @@ class TabularPerFold:
         self.ctx = ExpertContext(reader=reader, device=device)
         parts = []
         for split in cfg.splits:
-            found = load_tabular_split(reader, split, schema)
-            keep = [i for i, label in enumerate(found["label"].tolist()) if label >= 0]
-            parts.append(subset(found, keep))
+            parts.append(labelled_only(load_tabular_split(reader, split, schema)))
         self.pool = concat_rows(parts)
         if self.pool["id"] != pooled["id"]:
             raise PipelineError("the tabular rows and the cached embeddings list different memes; rerun dvc repro")
@@ -244,16 +242,14 @@ def summarize_folds(results: dict[str, list[dict]]) -> dict:
 
 
 def load_pooled(reader: ShardReader, embeddings: Path, cfg: CrossvalConfig) -> tuple:
-    """(pooled labelled rows of cfg.splits, their groups, {test split: its labelled rows})."""
+    """(pooled labelled rows of cfg.splits, their groups, {test split: its rows})."""
     n_classes = len(reader.meta["classes"])
     parts, groups = [], []
     for split in cfg.splits:
         samples = sorted(reader.samples(split, decode_images=False), key=lambda s: s["id"])
         data = load_fusion_split(embeddings, split, cfg.modalities, [s["id"] for s in samples], n_classes)
-        keep = (data["label"] >= 0).numpy()
-        parts.append({**{k: v[torch.as_tensor(keep)] for k, v in data.items() if torch.is_tensor(v)},
-                      "id": [i for i, kept in zip(data["id"], keep) if kept]})
-        groups += [group_of(s["meta"], cfg.group_by) for s, kept in zip(samples, keep) if kept]
+        parts.append(labelled_only(data))
+        groups += [group_of(s["meta"], cfg.group_by) for s in samples if s["meta"]["label"] >= 0]
     pooled = concat_rows(parts)
     tests = {}
     for split in ("test_seen", "test_unseen"):
