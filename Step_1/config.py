@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.params import check
+from Step_1.series import SeriesConfig
 
 SOURCE_KINDS = ("synthetic", "hateful_memes", "jsonl", "csv")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
@@ -30,6 +31,7 @@ class SourceConfig:
 class PrepareConfig:
     sources: list[SourceConfig]
     workers: int = 2
+    series: SeriesConfig = field(default_factory=SeriesConfig)  # engagement series: hours and channels
 
     def __post_init__(self) -> None:
         check(len(self.sources) > 0, "list at least one source")

@@ -2,7 +2,8 @@
 
 Every importer returns (rows, schema, rejected) as described in Step_1.sources. Images are not
 opened here (Step 2 reads them and rejects the unreadable ones); a row whose image path is
-absolute or leaves the source root is rejected with the reason, and the rest imports.
+absolute or leaves the source root is rejected with the reason, and the rest imports. A mapped
+`series` column is checked by Step_1.series and saved as out_dir/<source>/series/<id>.npy.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from core.errors import PipelineError
 from core.params import build, check
 from Step_1.config import SourceConfig
 from Step_1.readers import clean_text, csv_lines, finite_or_none, jsonl_lines, safe_image_path
-from Step_1.records import SPLITS
+from Step_1.records import SPLITS, make_id
+from Step_1.series import SeriesConfig, parse_series, save_series
 
 HM_FILES = ("train.jsonl", "dev_seen.jsonl", "dev_unseen.jsonl", "test_seen.jsonl", "test_unseen.jsonl")
 # file-name prefix -> official split; the first matching prefix wins (test_unseen before test)
@@ -43,6 +45,9 @@ class JsonlOptions:
 
     `root` (relative paths are taken from the working directory, like `path`) is the folder that
     image paths are relative to; default: the index file's folder.
+    `series` is the column holding the meme's hourly engagement series (see Step_1.series): inline
+    JSON (a list of hours, each a list of counts or null), or a path under `root` to a .npy or .csv
+    file; empty or absent means the meme has none.
     """
 
     image: str
@@ -54,6 +59,7 @@ class JsonlOptions:
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     root: str | None = None
+    series: str | None = None
     encoding: str = "utf-8"
     max_text_chars: int = 2000
 
@@ -68,7 +74,8 @@ class JsonlOptions:
 
     def columns(self) -> list[str]:
         """Every mapped column, once."""
-        named = [self.image, self.id, self.text, self.label, self.split, self.group, *self.numeric, *self.categorical]
+        named = [self.image, self.id, self.text, self.label, self.split, self.group, self.series,
+                 *self.numeric, *self.categorical]
         return list(dict.fromkeys(c for c in named if c is not None))
 
 
@@ -108,8 +115,10 @@ def _reject(source: SourceConfig, file: Path, line: int, image: Any, reason: str
 
 # ---------------------------------------------------------------- importers
 
-def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int,
+                         series: SeriesConfig | None = None) -> tuple[list[dict], dict, list[dict]]:
     """The Hateful Memes layout: <path>/img/ and train / dev_* / test_* JSONL files (id, img, label, text).
+    It has no engagement series: `series` is accepted for the common importer signature, every row gets None.
 
     Splits: train -> train, dev_seen / dev_unseen -> val, test_seen -> test_seen, test_unseen -> test_unseen
     (any other test* file -> test_seen). An id repeated with the same img is one
@@ -148,14 +157,14 @@ def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int) -> t
                 rejected.append(_reject(source, file, line, img, reason))
                 continue
             rows.append({"local_id": local_id, "image": path, "text": clean_text(obj.get("text"), opts.max_text_chars),
-                         "label": label, "split": split, "group": None, "tabular": {},
+                         "label": label, "split": split, "group": None, "tabular": {}, "series": None,
                          "meta": {"file": file.name, "line": line}})
     return rows, {"numeric": [], "categorical": []}, rejected
 
 
-def _import_table(source: SourceConfig, lines: Iterator[tuple[int, dict]], opts: JsonlOptions,
-                  file: Path, check_rows: bool) -> tuple[list[dict], dict, list[dict]]:
-    """Rows of a JSONL or CSV index through the column mapping in `opts`."""
+def _import_table(source: SourceConfig, lines: Iterator[tuple[int, dict]], opts: JsonlOptions, file: Path,
+                  check_rows: bool, out_dir: Path, series: SeriesConfig) -> tuple[list[dict], dict, list[dict]]:
+    """Rows of a JSONL or CSV index through the column mapping in `opts`; series go to out_dir/<source>/series/."""
     root = Path(opts.root).resolve() if opts.root else file.parent
     rows, rejected, seen = [], [], {}
     present: set[str] = set()
@@ -180,11 +189,20 @@ def _import_table(source: SourceConfig, lines: Iterator[tuple[int, dict]], opts:
         if reason:
             rejected.append(_reject(source, file, line, image, reason))
             continue
+        series_path = None
+        if opts.series:
+            array = parse_series(obj.get(opts.series), cfg=series, root=root,
+                                 where=f"{where}: series in column '{opts.series}'")
+            if array is not None:
+                safe_id = make_id(source.name, local_id)[len(source.name) + 1:]  # the record id less '<source>-'
+                series_path = out_dir / source.name / "series" / f"{safe_id}.npy"
+                save_series(series_path, array)
+                series_path = str(series_path)
         rows.append({"local_id": local_id, "image": path,
                      "text": clean_text(obj.get(opts.text), opts.max_text_chars) if opts.text else None,
                      "label": label, "split": split, "group": None if group in ("", None) else str(group),
                      "tabular": {c: finite_or_none(obj.get(c)) for c in (*opts.numeric, *opts.categorical)},
-                     "meta": {"file": file.name, "line": line}})
+                     "series": series_path, "meta": {"file": file.name, "line": line}})
     if not rows and not rejected:
         raise PipelineError(f"{file}: no data rows; check the source's `path`")
     if check_rows:
@@ -195,17 +213,21 @@ def _import_table(source: SourceConfig, lines: Iterator[tuple[int, dict]], opts:
     return rows, {"numeric": list(opts.numeric), "categorical": list(opts.categorical)}, rejected
 
 
-def import_jsonl(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+def import_jsonl(source: SourceConfig, out_dir: Path, workers: int,
+                 series: SeriesConfig | None = None) -> tuple[list[dict], dict, list[dict]]:
     """One JSON object per line; `image` (and `id`, `label` when mapped) must be in every row,
     the other mapped fields may be absent from a row (missing value) but not from all rows."""
     opts = build(JsonlOptions, source.options, where=f"prepare.sources[{source.name}].options")
     file = Path(source.path).resolve()
-    return _import_table(source, jsonl_lines(file, opts.encoding), opts, file, check_rows=True)
+    return _import_table(source, jsonl_lines(file, opts.encoding), opts, file, check_rows=True,
+                         out_dir=out_dir, series=series or SeriesConfig())
 
 
-def import_csv(source: SourceConfig, out_dir: Path, workers: int) -> tuple[list[dict], dict, list[dict]]:
+def import_csv(source: SourceConfig, out_dir: Path, workers: int,
+               series: SeriesConfig | None = None) -> tuple[list[dict], dict, list[dict]]:
     """A CSV file with a header line; every mapped column must be in the header. Values stay strings."""
     opts = build(CsvOptions, source.options, where=f"prepare.sources[{source.name}].options")
     file = Path(source.path).resolve()
     lines = csv_lines(file, opts.encoding, opts.delimiter, opts.columns())
-    return _import_table(source, lines, opts, file, check_rows=False)
+    return _import_table(source, lines, opts, file, check_rows=False, out_dir=out_dir,
+                         series=series or SeriesConfig())

@@ -1,7 +1,8 @@
 """Stage `prepare`: import every source in params.yaml into data/prepared/.
 
-Outputs (in --out): <source>/images/… for generated sources, records.jsonl (one unified
-record per meme), schema.json (numeric and categorical tabular fields over all sources) and
+Outputs (in --out): <source>/images/… for generated sources, <source>/series/<id>.npy (engagement series,
+generated or imported), records.jsonl (one unified record per meme), schema.json (numeric and categorical
+tabular fields over all sources, the series shape) and
 rejected.jsonl (index rows that could not be used, with the reason; Step 2 adds them to
 data/rejected.json and counts them against ocr.max_reject_fraction).
 """
@@ -39,19 +40,22 @@ def prepare(cfg: PrepareConfig, out: Path) -> dict:
     with atomic_dir(out) as tmp:
         records, schemas, per_source, rejected = [], [], {}, []
         for source in cfg.sources:
-            raw_rows, schema, source_rejected = IMPORTERS[source.kind](source, tmp, cfg.workers)
+            raw_rows, schema, source_rejected = IMPORTERS[source.kind](source, tmp, cfg.workers, cfg.series)
             rejected += source_rejected
             unified = [unify(source.name, row) for row in raw_rows]
-            # Images generated into the temp dir must point at their final place.
+            # Images and series written into the temp dir must point at their final place.
             for record in unified:
-                if record["image"].startswith(str(tmp)):
-                    record["image"] = str(out / Path(record["image"]).relative_to(tmp))
+                for key in ("image", "series"):
+                    if record[key] and record[key].startswith(str(tmp)):
+                        record[key] = str(out / Path(record[key]).relative_to(tmp))
             records += unified
             schemas.append(schema)
             per_source[source.name] = len(unified)
         check_unique_ids(records)
         write_jsonl(tmp / "records.jsonl", records)
-        write_json(tmp / "schema.json", merge_schemas(schemas))
+        write_json(tmp / "schema.json", {**merge_schemas(schemas), "series": {
+            "steps": cfg.series.steps, "channels": list(cfg.series.channels),
+            "with_series": sum(r["series"] is not None for r in records)}})
         write_jsonl(tmp / "rejected.jsonl", rejected)
     return {"records": len(records), "per_source": per_source, "rejected": len(rejected),
             "seconds": round(time.perf_counter() - started, 1)}

@@ -1,7 +1,7 @@
 """Stage `ocr`: image manifest and OCR text for every prepared record.
 
 Reads data/prepared/records.jsonl; writes the manifest (id, image, sha256, perceptual hash,
-size, mode, source, label, gold text, tabular, split), the OCR results (id, text, confidence,
+size, mode, source, label, gold text, tabular, engagement series path and sha256, split), the OCR results (id, text, confidence,
 engine), the rejected images and index rows with reasons (data/prepared/rejected.jsonl is
 merged in), and OCR metrics (CER against gold captions, images/s).
 OCR runs over `ocr.workers` processes and is cached by image hash + settings, so a rerun
@@ -53,6 +53,7 @@ def manifest_row(record: dict, info, image_hash: str) -> dict:
         "phash": image_hash, "width": info.width, "height": info.height, "mode": info.mode, "format": info.format,
         "needs_conversion": info.needs_conversion, "label": record["label"], "gold_text": record["text"],
         "split": record["split"], "group": record["group"], "tabular": record["tabular"], "meta": record["meta"],
+        "series": record.get("series"), "series_sha256": _file_sha256(record["series"]) if record.get("series") else None,
     }
 
 

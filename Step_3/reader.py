@@ -120,7 +120,7 @@ def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
 
 
 def decode_sample(sample: dict) -> dict:
-    """Raw tar members → {'id', 'image' (PIL RGB), 'text', 'meta' (json dict)}."""
+    """Raw tar members → {'id', 'image' (PIL RGB), 'text', 'meta' (json dict), 'series' (see decode_series)}."""
     from PIL import Image
 
     key = next((k for k in IMAGE_KEYS if k in sample), None)
@@ -130,13 +130,23 @@ def decode_sample(sample: dict) -> dict:
 
 
 def decode_without_image(sample: dict) -> dict:
-    return {"id": sample["__key__"], "text": sample["txt"].decode("utf-8"), "meta": json.loads(sample["json"])}
+    return {"id": sample["__key__"], "text": sample["txt"].decode("utf-8"), "meta": json.loads(sample["json"]),
+            "series": decode_series(sample.get("series.npy"))}
+
+
+def decode_series(data: bytes | None):
+    """The engagement series member: float32 (hours, channels) with NaN rows for missing hours, or None."""
+    if data is None:
+        return None
+    import numpy as np
+
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def iter_samples(root: str | Path, split: str, decode_images: bool = True, meta: dict | None = None,
                  raw: bool = False) -> Iterator[dict]:
     """Every sample of a split in shard order, in this process (no workers, no shuffling); raw: the tar
-    members as bytes (keys '__key__', 'jpg'/'png', 'txt', 'json')."""
+    members as bytes (keys '__key__', 'jpg'/'png', 'txt', 'json', 'series.npy' when the meme has a series)."""
     pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(root, split, meta)), wds.tarfile_to_samples())
     decode = decode_sample if decode_images else decode_without_image
     for sample in pipeline:

@@ -4,9 +4,10 @@ Reads the manifest and OCR results from Step 2. Writes data/label_taxonomy.json,
 data/splits.json and data/shards/ with {train,val,test_seen,test_unseen}/<split>-NNNNNN.tar plus meta.json
 (counts, classes, tabular schema with train-only statistics) for later stages.
 Each sample: __key__ = id, the image (original JPEG/PNG bytes, or a normalised PNG when the
-source needed conversion), txt (OCR or gold text, see shard.text_source) and json (id,
+source needed conversion), txt (OCR or gold text, see shard.text_source), json (id,
 label, true_label (-1 unless the source knows it), the source's meta, tabular fields, source,
-OCR confidence, gold text).
+OCR confidence, gold text) and, for a meme with an engagement series, series.npy (float32 hours x
+channels, NaN rows for missing hours; meta.json names the hours and channels).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import webdataset as wds
 
 from core.errors import PipelineError, run_cli
@@ -28,6 +30,7 @@ from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, rea
 from core.params import check, section
 from core.progress import progress
 from Step_1.config import PrepareConfig
+from Step_1.series import SeriesConfig
 from Step_2.images import read_image
 from Step_2.ocr import OcrConfig
 from Step_2.phash import near_duplicate_pairs
@@ -72,6 +75,26 @@ def image_payload(row: dict, max_pixels: int) -> tuple[str, bytes]:
     return "png", buffer.getvalue()
 
 
+def series_payload(row: dict, shape: tuple[int, int]) -> bytes | None:
+    """The .npy bytes of the row's engagement series (None without one). Fails when the file changed since the ocr
+    stage hashed it or does not have the shape in the prepared schema."""
+    if not row.get("series"):
+        return None
+    path = Path(row["series"])
+    data = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != row.get("series_sha256"):
+        raise PipelineError(f"{path} changed or vanished since the ocr stage read it (id '{row['id']}'); "
+                            "rerun the pipeline (dvc repro)")
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as err:
+        raise PipelineError(f"{path} (id '{row['id']}') is not a readable .npy series: {err}; rerun the prepare stage")
+    if array.shape != shape or array.dtype != np.float32:
+        raise PipelineError(f"{path} (id '{row['id']}') holds {array.dtype} {array.shape}, expected float32 {shape} "
+                            "(prepare.series); rerun the prepare stage")
+    return data
+
+
 def build_samples(manifest: list[dict], ocr: list[dict], taxonomy: dict, cfg: ShardConfig) -> tuple[list[dict], list[int]]:
     """Join manifest and OCR rows; returns the joined rows and their unified label ids."""
     by_id = {row["id"]: row for row in ocr}
@@ -91,7 +114,7 @@ def build_samples(manifest: list[dict], ocr: list[dict], taxonomy: dict, cfg: Sh
 
 
 def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Path, cfg: ShardConfig,
-                 max_pixels: int) -> dict[str, list[int]]:
+                 max_pixels: int, series_shape: tuple[int, int] = (72, 5)) -> dict[str, list[int]]:
     """Write every split's shards into `out` (an empty folder); returns the samples per shard of each split."""
     order = sorted(range(len(rows)), key=lambda i: rows[i]["id"])
     random.Random(cfg.seed).shuffle(order)  # mixed shards, same order every run
@@ -107,8 +130,12 @@ def write_shards(rows: list[dict], labels: list[int], splits: list[str], out: Pa
                 record = {"id": row["id"], "label": labels[i], "true_label": row["true_label"], "meta": row["meta"],
                           "source": row["source"], "tabular": row["tabular"],
                           "ocr_confidence": row["ocr_confidence"], "gold_text": row["gold_text"], "split": split}
-                sink.write({"__key__": row["id"], ext: payload, "txt": row["text"].encode("utf-8"),
-                            "json": dumps_json(record).encode("utf-8")})
+                sample = {"__key__": row["id"], ext: payload, "txt": row["text"].encode("utf-8"),
+                          "json": dumps_json(record).encode("utf-8")}
+                series = series_payload(row, series_shape)
+                if series is not None:
+                    sample["series.npy"] = series
+                sink.write(sample)
         shard_sizes[split] = [min(cfg.maxcount, len(members) - start) for start in range(0, len(members), cfg.maxcount)]
         if not members:
             for empty in (out / split).glob("*.tar"):
@@ -152,6 +179,7 @@ def main() -> None:
         print(f"warning: {largest} of {len(rows)} rows are linked into one group (identical/near-duplicate images or "
               "one group value) and share a split; lower shard.near_duplicate_distance if that is unexpected")
     fields = read_json(args.schema)
+    series = {"steps": SeriesConfig().steps, "channels": list(SeriesConfig().channels), **fields.get("series", {})}
     if not fields["numeric"] and not fields["categorical"]:
         # no source has metadata: one always-missing field keeps the tabular expert buildable; fusion masks it out
         fields = {"numeric": ["no_tabular_fields"], "categorical": []}
@@ -161,7 +189,7 @@ def main() -> None:
 
     clean_stale_temps(Path(args.out).parent, Path(args.out).name)
     with atomic_dir(args.out) as tmp:
-        sizes = write_shards(rows, labels, splits, tmp, cfg, max_pixels)
+        sizes = write_shards(rows, labels, splits, tmp, cfg, max_pixels, (series["steps"], len(series["channels"])))
         shard_counts = {s: len(n) for s, n in sizes.items()}
         counts = {s: Counter() for s in SPLITS}
         for label, split in zip(labels, splits):
@@ -174,6 +202,9 @@ def main() -> None:
             "sizes": {s: sum(c.values()) for s, c in counts.items()},
             "sources": sorted({r["source"] for r in rows}),
             "tabular": {**schema, "n_numeric": encoder.n_numeric, "cardinalities": encoder.cardinalities},
+            "series": {"steps": series["steps"], "channels": series["channels"],
+                       "with_series": {s: sum(bool(r.get("series")) for r, sp in zip(rows, splits) if sp == s)
+                                       for s in SPLITS}},
         }
         write_json(tmp / "meta.json", meta)
     write_json(args.taxonomy_out, taxonomy)

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from Step_4.config import TabularExpertConfig, TextExpertConfig, VisionExpertConfig
+from Step_4.config import TabularExpertConfig, TemporalExpertConfig, TextExpertConfig, VisionExpertConfig
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ def register_expert(kind: ExpertKind) -> ExpertKind:
 register_expert(ExpertKind("text", "Step_4.text_encoder", TextExpertConfig))
 register_expert(ExpertKind("vision", "Step_4.vision_encoder", VisionExpertConfig))
 register_expert(ExpertKind("tabular", "Step_4.tabular_encoder", TabularExpertConfig))
+register_expert(ExpertKind("temporal", "Step_4.temporal_encoder", TemporalExpertConfig))
 
 
 def modalities() -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from core.errors import PipelineError, run_cli
 from core.files import read_json, write_json
 from Step_3.splits import EVALUATED, TESTS
 from Step_4.embeddings import load_embeddings
+from Step_4.registry import modalities
 from Step_5.data import check_same_ids, load_predictions
 from Step_5.models import FUSIONS
 
@@ -104,7 +105,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metrics-dir", default="metrics", help="folder with <model>.json from the expert and "
                                                                   "fusion stages")
-    parser.add_argument("--experts", nargs="+", default=["text", "vision", "tabular"], help="expert kinds to compare")
+    parser.add_argument("--experts", nargs="+", default=list(modalities()),
+                        help="expert kinds to compare (default: every registered modality)")
     parser.add_argument("--methods", nargs="+", default=list(FUSIONS),
                         help="fusion methods to compare")
     parser.add_argument("--embeddings", default=None, help="expert embedding root (for the paired bootstrap)")

@@ -8,7 +8,8 @@ features, one head per expert named in `crossval.models` (the expert's own head 
 each fusion method named there (the `fusion` section, over `crossval.modalities`), and scores it on its
 held-out fold and on test_seen and test_unseen. The tabular expert learns its features from labels, so inside
 every fold it is retrained first (from the MFM-pretrained encoder when tabular_expert.pretrained, as in its
-stage) on that fold's training rows only, and its features for every row come from that fold's expert.
+stage) on that fold's training rows only, and its features for every row come from that fold's expert; so is
+the temporal expert.
 Fine-tuned or DACT text / vision features learned from the train split's labels and are refused.
 
 Writes metrics/crossval.json (per model: mean and std over the folds of AUROC, AUPRC, macro-F1 and accuracy on
@@ -54,7 +55,7 @@ def group_of(sample: dict, path: str) -> str | None:
     return None if node is None or node == "" else str(node)
 
 
-RETRAINED = ("tabular",)  # modalities whose encoder learns from labels: retrained inside every fold
+RETRAINED = ("tabular", "temporal")  # modalities whose encoder learns from labels: retrained inside every fold
 
 
 def label_free(modality: str, params_file: str) -> bool:
@@ -139,15 +140,17 @@ def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dic
 
 
 def cross_validate(pooled: dict, tests: dict[str, dict], folds: np.ndarray, cfg: CrossvalConfig, fusion: FusionConfig,
-                   meta: dict, params_file: str, device: str, refit=None) -> dict[str, list[dict]]:
-    """{model: [one dict of metrics per scored set, per fold]} over every fold. refit(roles, seed), when given,
-    retrains what must be retrained per fold and returns that fold's (pooled, tests) features."""
+                   meta: dict, params_file: str, device: str, refits: list | None = None) -> dict[str, list[dict]]:
+    """{model: [one dict of metrics per scored set, per fold]} over every fold. Each of `refits` (PerFold)
+    retrains its modality's expert per fold and puts that fold's features into (pooled, tests)."""
     dims = FusionDims(inputs={m: pooled[m].shape[1] for m in cfg.modalities}, n_classes=len(meta["classes"]))
     results: dict[str, list[dict]] = {name: [] for name in cfg.models}
     with progress(total=cfg.folds * len(cfg.models), desc="crossval", unit="model") as bar:
         for fold in range(cfg.folds):
             roles = fold_roles(folds, fold, cfg.folds)
-            fold_pooled, fold_tests = refit(roles, cfg.seed * 1000 + fold) if refit else (pooled, tests)
+            fold_pooled, fold_tests = pooled, tests
+            for refit in refits or []:
+                fold_pooled, fold_tests = refit(roles, cfg.seed * 1000 + fold, fold_pooled, fold_tests)
             parts = {role: rows(fold_pooled, index) for role, index in roles.items()}
             for name in cfg.models:
                 seed_everything(cfg.seed * 1000 + fold)
@@ -160,52 +163,105 @@ def cross_validate(pooled: dict, tests: dict[str, dict], folds: np.ndarray, cfg:
     return results
 
 
-class TabularPerFold:
-    """Retrains the tabular expert on a fold's training rows (early stopping on its stop fold) and gives every
-    pooled and test row that fold's tabular features, so no fold scores rows its tabular features learned from."""
+class PerFold:
+    """Retrains one label-trained expert on a fold's training rows (early stopping on its stop fold) and gives every
+    pooled and test row that fold's features of it, so no fold scores rows those features learned from.
+    Subclasses load the modality's rows (`load`) and train one expert (`fit`)."""
 
-    def __init__(self, reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, params_file: str,
-                 mfm_dir: Path | None, device: str):
-        from Step_3.tabular import TabularEncoder
-        from Step_4.config import TabularExpertConfig
+    modality = ""
+
+    def __init__(self, reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, device: str):
         from Step_4.recipes import ExpertContext
-        from Step_4.tabular_data import load_tabular_split
-        from Step_4.tabular_encoder import ft_config
 
-        self.cfg = section(TabularExpertConfig, "tabular_expert", params_file)
-        if self.cfg.pretrained and mfm_dir is None:
-            raise PipelineError("tabular_expert.pretrained is on: give the MFM encoder with --mfm (models/tabular_mfm)")
-        schema = TabularEncoder(reader.meta["tabular"])
-        self.config, self.mfm_dir = ft_config(self.cfg.model, schema), mfm_dir
         self.ctx = ExpertContext(reader=reader, device=device)
-        parts = []
-        for split in cfg.splits:
-            parts.append(labelled_only(load_tabular_split(reader, split, schema)))
-        self.pool = concat_rows(parts)
+        self.pool = concat_rows([labelled_only(self.load(reader, split)) for split in cfg.splits])
         if self.pool["id"] != pooled["id"]:
-            raise PipelineError("the tabular rows and the cached embeddings list different memes; rerun dvc repro")
-        self.tests = {s: load_tabular_split(reader, s, schema) for s in tests}
+            raise PipelineError(f"the {self.modality} rows and the cached embeddings list different memes; rerun dvc repro")
+        self.tests = {s: self.load(reader, s) for s in tests}
         self.pooled, self.test_features = pooled, tests
 
-    def __call__(self, roles: dict[str, np.ndarray], seed: int) -> tuple[dict, dict]:
-        from Step_4.tabular_encoder import TabularFeatureEncoder, fit_one, load_mfm_encoder
+    def load(self, reader: ShardReader, split: str) -> dict:
+        raise NotImplementedError
 
+    def fit(self, splits: dict, seed: int):
+        raise NotImplementedError
+
+    def __call__(self, roles: dict[str, np.ndarray], seed: int, pooled: dict | None = None,
+                 tests: dict | None = None) -> tuple[dict, dict]:
+        """(pooled, tests) with this modality's features from an expert trained on the fold's rows only."""
+        pooled = self.pooled if pooled is None else pooled
+        tests = self.test_features if tests is None else tests
         torch.manual_seed(seed)
-        encoder = (load_mfm_encoder(self.mfm_dir, self.config) if self.cfg.pretrained
-                   else TabularFeatureEncoder(config=self.config))
-        splits = {"train": subset(self.pool, roles["train"]), "val": subset(self.pool, roles["stop"])}
-        expert, _, _ = fit_one(self.cfg, self.cfg.train.for_seed(seed), encoder, splits, self.ctx, None)
-        pooled = {**self.pooled, "tabular": self.features(expert, self.pool)}
-        tests = {s: {**d, "tabular": self.features(expert, self.tests[s])} for s, d in self.test_features.items()}
+        expert = self.fit({"train": subset(self.pool, roles["train"]), "val": subset(self.pool, roles["stop"])}, seed)
+        pooled = {**pooled, self.modality: self.features(expert, self.pool)}
+        tests = {s: {**d, self.modality: self.features(expert, self.tests[s])} for s, d in tests.items()}
         return pooled, tests
 
     def features(self, expert, data: dict) -> torch.Tensor:
         """The expert's features of every row, in the rows' own order (extract sorts by id)."""
         from Step_4.embeddings import extract
 
-        found = extract(expert, tensor_batches(data, 1024, shuffle=False), self.ctx.device, desc="tabular features")
+        found = extract(expert, tensor_batches(data, 1024, shuffle=False), self.ctx.device,
+                        desc=f"{self.modality} features")
         order = {sample_id: i for i, sample_id in enumerate(found["ids"])}
         return found["features"][[order[i] for i in data["id"]]]
+
+
+class TabularPerFold(PerFold):
+    """The tabular expert per fold, from the MFM-pretrained encoder when tabular_expert.pretrained."""
+
+    modality = "tabular"
+
+    def __init__(self, reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, params_file: str,
+                 mfm_dir: Path | None, device: str):
+        from Step_3.tabular import TabularEncoder
+        from Step_4.config import TabularExpertConfig
+        from Step_4.tabular_encoder import ft_config
+
+        self.cfg = section(TabularExpertConfig, "tabular_expert", params_file)
+        if self.cfg.pretrained and mfm_dir is None:
+            raise PipelineError("tabular_expert.pretrained is on: give the MFM encoder with --mfm (models/tabular_mfm)")
+        self.schema = TabularEncoder(reader.meta["tabular"])
+        self.config, self.mfm_dir = ft_config(self.cfg.model, self.schema), mfm_dir
+        super().__init__(reader, cfg, pooled, tests, device)
+
+    def load(self, reader: ShardReader, split: str) -> dict:
+        from Step_4.tabular_data import load_tabular_split
+
+        return load_tabular_split(reader, split, self.schema)
+
+    def fit(self, splits: dict, seed: int):
+        from Step_4.tabular_encoder import TabularFeatureEncoder, fit_one, load_mfm_encoder
+
+        encoder = (load_mfm_encoder(self.mfm_dir, self.config) if self.cfg.pretrained
+                   else TabularFeatureEncoder(config=self.config))
+        return fit_one(self.cfg, self.cfg.train.for_seed(seed), encoder, splits, self.ctx, None)[0]
+
+
+class TemporalPerFold(PerFold):
+    """The temporal expert per fold (series scaling, class weights and early stopping from the fold's rows)."""
+
+    modality = "temporal"
+
+    def __init__(self, reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, params_file: str,
+                 device: str):
+        from Step_4.config import TemporalExpertConfig
+        from Step_4.temporal_encoder import series_shape
+
+        self.cfg = section(TemporalExpertConfig, "temporal_expert", params_file)
+        self.steps, self.channels = series_shape(reader.meta)
+        super().__init__(reader, cfg, pooled, tests, device)
+
+    def load(self, reader: ShardReader, split: str) -> dict:
+        from Step_4.temporal_encoder import load_series_split
+
+        return load_series_split(reader, split, self.steps, len(self.channels))
+
+    def fit(self, splits: dict, seed: int):
+        from Step_4.temporal_encoder import fit_one
+
+        return fit_one(self.cfg, self.cfg.train.for_seed(seed), self.ctx.meta, splits, self.ctx.device, None,
+                       desc="crossval temporal")[0]
 
 
 def concat_rows(parts: list[dict]) -> dict:
@@ -284,14 +340,18 @@ def main() -> None:
     if trained:
         raise PipelineError(f"crossval.modalities: the cached features of {trained} were learned from the train "
                             "split's labels (a fine-tuned or DACT encoder), so every fold would score rows its features "
-                            "saw. Cross-validate frozen encoders (and tabular, retrained per fold) only")
+                            "saw. Cross-validate frozen encoders (and tabular and temporal, retrained per fold) only")
     reader = ShardReader(args.shards)
     pooled, groups, tests = load_pooled(reader, Path(args.embeddings), cfg)
     folds = grouped_folds(groups, cfg.folds, cfg.seed)
     device = pick_device(cfg.device)
-    refit = (TabularPerFold(reader, cfg, pooled, tests, args.params, Path(args.mfm) if args.mfm else None, device)
-             if "tabular" in cfg.modalities else None)
-    results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, device, refit)
+    refits = []
+    if "tabular" in cfg.modalities:
+        refits.append(TabularPerFold(reader, cfg, pooled, tests, args.params, Path(args.mfm) if args.mfm else None,
+                                     device))
+    if "temporal" in cfg.modalities:
+        refits.append(TemporalPerFold(reader, cfg, pooled, tests, args.params, device))
+    results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, device, refits)
     summary = summarize_folds(results)
     write_json(args.metrics, {"folds": cfg.folds, "group_by": cfg.group_by, "models": summary})
     named = [g for g in groups if g is not None]

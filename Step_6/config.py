@@ -7,7 +7,7 @@ from core.params import check
 
 IMAGE_CORRUPTIONS = ("jpeg", "blur", "noise", "downscale", "rotate", "crop", "brightness", "border")
 TEXT_CORRUPTIONS = ("ocr_noise", "dropped_words")
-MISSING = ("missing_text", "missing_vision", "missing_tabular")
+MISSING = ("missing_text", "missing_vision", "missing_tabular", "missing_temporal")
 CONDITIONS = IMAGE_CORRUPTIONS + TEXT_CORRUPTIONS + MISSING
 
 

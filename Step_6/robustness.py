@@ -23,7 +23,7 @@ from PIL import Image
 from core.progress import progress
 from Step_2.cache import OcrCache
 from Step_2.engine import OcrSettings, engine_version, read_texts
-from Step_3.reader import IMAGE_KEYS, ShardReader
+from Step_3.reader import IMAGE_KEYS, ShardReader, decode_series
 from Step_4.engine import to_device
 from Step_4.feature_cache import FeatureCache, fingerprint
 from Step_4.inputs import expert_inputs
@@ -41,6 +41,7 @@ class Item:
     image: bytes  # encoded image (PNG/JPEG) bytes
     text: str
     meta: dict  # the shard sample's json (label, tabular, ...)
+    series: np.ndarray | None = None  # the engagement series (hours x channels), None without one
 
 
 def sample_split(reader: ShardReader, split: str, count: int, seed: int) -> list[Item]:
@@ -54,7 +55,8 @@ def sample_split(reader: ShardReader, split: str, count: int, seed: int) -> list
     for raw in reader.samples(split, raw=True):
         if raw["__key__"] in chosen:
             image = next(raw[k] for k in IMAGE_KEYS if k in raw)
-            items.append(Item(raw["__key__"], image, raw["txt"].decode("utf-8"), json.loads(raw["json"])))
+            items.append(Item(raw["__key__"], image, raw["txt"].decode("utf-8"), json.loads(raw["json"]),
+                              decode_series(raw.get("series.npy"))))
     return sorted(items, key=lambda item: item.id)
 
 
@@ -91,10 +93,10 @@ class Suite:
         if condition in IMAGE_CORRUPTIONS:
             images = self.corrupted(items, condition, pool)
             texts = self.read(images, pool)
-            return [Item(it.id, img, text, it.meta) for it, img, text in zip(items, images, texts)]
+            return [Item(it.id, img, text, it.meta, it.series) for it, img, text in zip(items, images, texts)]
         if condition in TEXT_CORRUPTIONS:
             return [Item(it.id, it.image, corrupt_text(it.text, condition, self.cfg,
-                                                       rng_for(self.cfg.seed, it.id, condition)), it.meta)
+                                                       rng_for(self.cfg.seed, it.id, condition)), it.meta, it.series)
                     for it in items]
         return items
 
@@ -133,6 +135,7 @@ class Suite:
         features, present = [], []
         for start in range(0, len(items), self.cfg.batch_size):
             samples = [{"id": it.id, "text": it.text, "meta": {"label": -1, "tabular": it.meta.get("tabular") or {}},
+                        "series": it.series,
                         "image": Image.open(io.BytesIO(it.image)).convert("RGB") if expert.modality == "vision"
                         else None} for it in items[start:start + self.cfg.batch_size]]
             batch = to_device(collate([transform(s) for s in samples]), self.device)

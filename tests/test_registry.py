@@ -1,4 +1,5 @@
 """The expert and fusion registries, and freezing that works for any timm or Hugging Face model."""
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -7,7 +8,7 @@ from core.errors import PipelineError
 from core.params import build
 
 from Step_3.tabular import fit_schema
-from Step_4.config import TabularExpertConfig, TextExpertConfig, VisionExpertConfig
+from Step_4.config import TabularExpertConfig, TemporalExpertConfig, TextExpertConfig, VisionExpertConfig
 from Step_4.inputs import expert_inputs
 from Step_4.registry import EXPERTS, create_expert, modalities
 from Step_4.text_encoder import TextEncoder, resolve_text_model
@@ -19,11 +20,13 @@ META = {"classes": ["benign", "abuse_hate"], "tabular": fit_schema(["a"], ["b"],
 
 
 def test_every_registered_kind_builds_and_runs_forward_and_backward():
-    assert modalities() == ("text", "vision", "tabular") and set(EXPERTS) == set(modalities())
+    assert modalities() == ("text", "vision", "tabular", "temporal") and set(EXPERTS) == set(modalities())
     cfgs = {"text": TextExpertConfig(max_length=16), "vision": VisionExpertConfig(weights="none")}
     sample = {"id": "x", "text": "hello there", "image": Image.new("RGB", (64, 64), "white"),
-              "meta": {"label": 1, "tabular": {"a": 1.0, "b": None}}}
+              "meta": {"label": 1, "tabular": {"a": 1.0, "b": None}},
+              "series": np.abs(np.random.default_rng(0).normal(size=(72, 5))).astype(np.float32)}
     cfgs["tabular"] = build(TabularExpertConfig, {"model": {"d_block": 8, "attention_n_heads": 2}}, "tabular_expert")
+    cfgs["temporal"] = build(TemporalExpertConfig, {"architecture": "transformer"}, "temporal_expert")
     for kind in modalities():
         torch.manual_seed(0)
         expert = create_expert(kind, cfgs[kind], META)

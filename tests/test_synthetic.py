@@ -38,7 +38,11 @@ def test_parallel_import_writes_the_same_bytes_as_one_process(tmp_path):
     assert schema == {"numeric": list(NUMERIC_FIELDS), "categorical": list(CATEGORICAL_FIELDS)}
     for a, b in zip(one, two):
         assert open(a["image"], "rb").read() == open(b["image"], "rb").read()
-        assert {k: v for k, v in a.items() if k != "image"} == {k: v for k, v in b.items() if k != "image"}
+        assert (a["series"] is None) == (b["series"] is None)
+        if a["series"]:
+            assert open(a["series"], "rb").read() == open(b["series"], "rb").read()
+        files = ("image", "series")
+        assert {k: v for k, v in a.items() if k not in files} == {k: v for k, v in b.items() if k not in files}
         assert a["split"] in (None, "test_unseen") and a["group"] is None
 
 

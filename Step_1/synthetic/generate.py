@@ -27,6 +27,10 @@ metadata alone is weak: hostile accounts are only somewhat more common among hat
 borderline or sarcastic captions, look-alike images). A share of memes (`unseen_share`) is built
 only from held-out caption frames, group names and image families (`unseen_fraction` of each pool)
 and carries split `test_unseen`.
+
+Each meme also gets an hourly engagement series (Step_1.synthetic.engagement): a coordinated push is far more
+likely from a hostile account, and hateful memes draw somewhat more reports, so the series is a weak clue
+alone and another view of the hidden account intent beside the metadata.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ import numpy as np
 
 from core.params import check
 from Step_1.synthetic.captions import FRAMES, GROUPS, INTENTS, Frame, make_caption, split_top_bottom
+from Step_1.synthetic.engagement import make_series
 from Step_1.synthetic.render import draw_caption
 from Step_1.synthetic.scenes import CONTENTS, FAMILIES, MEDIA, draw_scene, style_of
 
@@ -70,6 +75,12 @@ class SyntheticOptions:
         unseen_fraction: share of caption frames (per intent), group names and image families (per
             content) held out for test_unseen.
         unseen_share: share of memes built only from held-out material (split test_unseen).
+        series_missing_rate / series_gap_rate / hour_missing_rate: memes without an engagement series, series
+            that lose a run of 2-12 hours, and single missing hours (Step_1.synthetic.engagement).
+        viral_rate: memes (of either class) with an organic burst of engagement.
+        coordination_rates: chance of a coordinated push for memes of hostile accounts and of the others.
+        hateful_report_ratio / condemning_report_ratio: how many times as often per view hateful memes, and memes
+            that quote or counter hate, are reported.
     """
 
     count: int = 3000
@@ -96,6 +107,13 @@ class SyntheticOptions:
     hard_error_boost: float = 1.5
     unseen_fraction: float = 0.25
     unseen_share: float = 0.15
+    series_missing_rate: float = 0.1
+    series_gap_rate: float = 0.3
+    hour_missing_rate: float = 0.02
+    viral_rate: float = 0.2
+    coordination_rates: dict[str, float] = field(default_factory=lambda: {"hostile": 0.6, "other": 0.08})
+    hateful_report_ratio: float = 2.0
+    condemning_report_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         check(self.count >= 1, f"count must be >= 1, got {self.count}")
@@ -108,7 +126,8 @@ class SyntheticOptions:
             check(all(p >= 0 for p in probs.values()), f"{name} must be non-negative")
             check(math.isclose(sum(probs.values()), 1.0, abs_tol=1e-6), f"{name} must sum to 1")
         for name in ("mocking_people_share", "mocking_lookalike_share", "photo_filter_rate", "sarcasm_rate",
-                     "framing_rate", "typo_rate", "unseen_share"):
+                     "framing_rate", "typo_rate", "unseen_share", "series_missing_rate", "series_gap_rate",
+                     "hour_missing_rate", "viral_rate"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         check(self.mocking_people_share + self.mocking_lookalike_share <= 1.0,
@@ -119,6 +138,10 @@ class SyntheticOptions:
         check(set(self.hostile_rates) == {"hateful", "benign", "borderline"},
               "hostile_rates needs exactly the keys ['hateful', 'benign', 'borderline']")
         check(all(0.0 <= p <= 1.0 for p in self.hostile_rates.values()), "hostile_rates must be in [0, 1]")
+        check(set(self.coordination_rates) == {"hostile", "other"},
+              "coordination_rates needs exactly the keys ['hostile', 'other']")
+        check(all(0.0 <= p <= 1.0 for p in self.coordination_rates.values()), "coordination_rates must be in [0, 1]")
+        check(self.hateful_report_ratio > 0 and self.condemning_report_ratio > 0, "report ratios must be > 0")
         check(self.hostile_shift >= 0, f"hostile_shift must be >= 0, got {self.hostile_shift}")
         check(len(self.annotator_error_rates) == 3, "annotator_error_rates needs three rates (three annotators)")
         check(all(0.0 <= e < 0.5 for e in self.annotator_error_rates), "annotator_error_rates must be in [0, 0.5)")
@@ -286,6 +309,14 @@ def make_record(index: int, opts: SyntheticOptions) -> tuple[dict, dict]:
                  "hard": hard, "true_label": LABELS[int(hateful)], "votes": votes, "agreement": agreement},
     }
     return record, {"family": family, "medium": medium, "top": top, "bottom": bottom}
+
+
+def make_engagement(record: dict, index: int, opts: SyntheticOptions, steps: int) -> np.ndarray | None:
+    """Meme number `index`'s hourly engagement series (steps, 5), or None when it has none; records the pattern
+    drawn in record['meta']['engagement']. Its own random stream of (seed, index): labels and images stay put."""
+    series, pattern = make_series(record, steps, opts, np.random.default_rng([opts.seed, index, 2]))
+    record["meta"]["engagement"] = pattern
+    return series
 
 
 def make_meme(index: int, opts: SyntheticOptions) -> tuple[dict, bytes]:
