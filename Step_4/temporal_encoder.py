@@ -143,9 +143,10 @@ def train(cfg: TemporalExpertConfig, ctx: ExpertContext) -> TrainedExpert:
     """The temporal expert, once per seed in cfg.train.seeds."""
     steps, channels = series_shape(ctx.meta)
     splits = {s: load_series_split(ctx.reader, s, steps, len(channels)) for s in ctx.splits}
-    if not splits["train"]["temporal_present"].any():
-        raise PipelineError("no training meme has an engagement series; import series (README: Bring your own data) "
-                            "or drop temporal from fusion.modalities and the temporal_expert stage")
+    if not splits["train"]["temporal_present"].any():  # still built, like tabular without fields: fusion masks it
+        print("warning: no training meme has an engagement series, so the temporal expert learns nothing and fusion "
+              "treats the modality as missing; import series with a source's `series` column (README: Bring your "
+              "own data) or leave temporal out of fusion.modalities")
 
     def run_one(seed: int) -> Run:
         return fit_one(cfg, cfg.train.for_seed(seed), ctx.meta, splits, ctx.device,

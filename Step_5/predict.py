@@ -12,6 +12,7 @@ With a DACT text expert every result also carries "layers_used": {"text": n}.
 
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
+  python -m Step_5.predict --model models/mm_fusion/gated meme.jpg --series engagement.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --format csv > scores.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --operating-point precision_90
 """
@@ -166,9 +167,29 @@ class Predictor:
             if key in numeric and value is not None and as_number(value) is None:
                 raise PipelineError(f"tabular field '{key}' must be a number (or null), got {value!r}")
 
-    def predict_many(self, paths: list[Path], text: str | None = None, tabular: dict | None = None) -> Iterator[dict]:
+    def read_series(self, value: str | None):
+        """An engagement series given on the command line (a .npy / .csv file or an inline JSON list, as the
+        importers take them), checked against the temporal expert's hours and channels; None without one."""
+        if value is None:
+            return None
+        from Step_1.series import SeriesConfig, parse_series
+
+        expert = self.experts.get("temporal")
+        if expert is None:
+            raise PipelineError(f"--series: this model fuses {', '.join(self.modalities)}, not temporal")
+        shape = SeriesConfig(steps=expert.encoder.steps, channels=expert.encoder.channels)
+        root = Path.cwd()
+        if not value.lstrip().startswith("["):  # a file anywhere: read from its own folder
+            path = Path(value).resolve()
+            root, value = path.parent, path.name
+        return parse_series(value, cfg=shape, root=root, where="--series")
+
+    def predict_many(self, paths: list[Path], text: str | None = None, tabular: dict | None = None,
+                     series=None) -> Iterator[dict]:
         """One result per path, in order: {'path', 'text', 'text_source', 'probabilities', 'label', ['gates']}
-        or {'path', 'error'}. OCR reads each batch of images in one tesseract run."""
+        or {'path', 'error'}. OCR reads each batch of images in one tesseract run. `series` (hours x channels,
+        NaN rows for missing hours; see read_series) goes with every image; without it the temporal modality is
+        missing and the fusion masks it."""
         self.check_tabular(tabular or {})
         for start in range(0, len(paths), self.batch_size):
             chunk, images, errors = paths[start:start + self.batch_size], {}, {}
@@ -179,8 +200,8 @@ class Predictor:
                     errors[path] = f"cannot read image: {err}"
             texts = ([(text, "given")] * len(images) if text is not None else
                      [(t, "ocr") for t, _ in read_texts(list(images.values()), self.ocr)])
-            samples = [{"id": str(p), "image": img, "text": t, "meta": {"label": -1, "tabular": tabular or {}}}
-                       for (p, img), (t, _) in zip(images.items(), texts)]
+            samples = [{"id": str(p), "image": img, "text": t, "meta": {"label": -1, "tabular": tabular or {}},
+                        "series": series} for (p, img), (t, _) in zip(images.items(), texts)]
             scored = dict(zip(images, self.classify(samples) if samples else []))
             sources = dict(zip(images, texts))
             for path in chunk:
@@ -234,6 +255,9 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="fusion model folder, e.g. models/mm_fusion/gated")
     parser.add_argument("--text", default=None, help="use this text instead of OCR (for every image)")
     parser.add_argument("--tabular", default=None, help='tabular fields as JSON, e.g. \'{"prior_reports": 2}\'')
+    parser.add_argument("--series", default=None,
+                        help="engagement series for every image: a .npy or .csv file (hours x channels, as the "
+                             "importers take it) or an inline JSON list; without it the temporal modality is missing")
     parser.add_argument("--experts", default=None, help="folder with <modality>_expert/ (default: as recorded)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when present)")
     parser.add_argument("--calibration", default="auto",
@@ -259,7 +283,8 @@ def main() -> None:
     calibration = None if args.calibration == "none" else args.calibration
     predictor = Predictor(args.model, args.experts, args.device, calibration=calibration,
                           operating_point=args.operating_point)
-    failed = write_results(predictor.predict_many(paths, args.text, tabular), predictor, args.format)
+    series = predictor.read_series(args.series)
+    failed = write_results(predictor.predict_many(paths, args.text, tabular, series), predictor, args.format)
     sys.exit(1 if failed else 0)
 
 

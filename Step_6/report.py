@@ -21,7 +21,7 @@ from Step_6 import figures
 from Step_6.summary import fmt, summary_lines
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
-SLICE_FAMILIES = ["content", "intent", "agreement", "caption_length"]
+SLICE_FAMILIES = ["content", "intent", "agreement", "caption_length", "engagement"]
 
 
 class Markup(str):

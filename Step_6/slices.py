@@ -1,12 +1,12 @@
-"""Slices of the evaluated memes (source, content, intent, group, annotator agreement, caption length)
-and per-slice quality with bootstrap intervals."""
+"""Slices of the evaluated memes (source, content, intent, group, annotator agreement, caption length, engagement
+pattern) and per-slice quality with bootstrap intervals."""
 from __future__ import annotations
 
 import numpy as np
 
 from Step_6.bootstrap import auroc_rows, interval, rates_rows, resamples
 
-FAMILIES = ("source", "content", "intent", "group", "agreement", "caption_length")
+FAMILIES = ("source", "content", "intent", "group", "agreement", "caption_length", "engagement")
 
 
 def length_bin(words: int, edges: list[int]) -> str:
@@ -32,6 +32,8 @@ def slice_values(sample: dict, length_edges: list[int], text: str = "") -> dict[
         "group": str(facts.get("group") or ("none" if "group" in facts else "unknown")),
         "agreement": "unknown" if agreement is None else ("unanimous" if agreement >= 1.0 else "split"),
         "caption_length": length_bin(len(caption.split()), length_edges),
+        # the synthetic source's engagement pattern: none (no series), plain, push, viral, push+viral
+        "engagement": str(facts.get("engagement") or "unknown"),
     }
 
 

@@ -4,7 +4,7 @@ import torch
 from Step_5.data import drop_modalities
 from Step_5.models import FUSIONS, FusionDims, GatedFusion, create_fusion
 
-DIMS = FusionDims(inputs={"text": 12, "vision": 20, "tabular": 6}, n_classes=2)
+DIMS = FusionDims(inputs={"text": 12, "vision": 20, "tabular": 6, "temporal": 8}, n_classes=2)
 PARAMS = {"concat": {"hidden": 16}, "gated": {"d_fusion": 16, "router_hidden": 8, "balance_weight": 0.1},
           "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1}, "late": {},
           "align": {"d_align": 8, "hidden": 16}, "cross": {"d_cross": 8, "rank": 3, "out_features": 10, "hidden": 16}}
@@ -14,7 +14,7 @@ def batch(b=6, seed=0, mask=None):
     g = torch.Generator().manual_seed(seed)
     out = {m: torch.randn(b, d, generator=g) for m, d in DIMS.inputs.items()}
     out.update({f"{m}_logits": torch.randn(b, 2, generator=g) for m in DIMS.inputs})
-    out["mask"] = torch.ones(b, 3, dtype=torch.bool) if mask is None else mask
+    out["mask"] = torch.ones(b, 4, dtype=torch.bool) if mask is None else mask
     out["label"] = torch.arange(b) % 2
     return out
 
@@ -38,9 +38,10 @@ def test_forward_backward_finite(method):
 def test_masked_modality_values_do_not_matter(method):
     torch.manual_seed(0)
     model = create_fusion(method, DIMS, PARAMS[method]).eval()
-    mask = torch.tensor([[True, True, False], [False, True, True], [False, True, False], [False, False, False]])
-    a, b = batch(4, seed=1, mask=mask), batch(4, seed=2, mask=mask)
-    for i, m in enumerate(("text", "vision", "tabular")):  # present values equal, absent values differ
+    mask = torch.tensor([[True, True, False, True], [False, True, True, False], [False, True, False, False],
+                         [False, False, False, False], [True, True, True, False]])
+    a, b = batch(5, seed=1, mask=mask), batch(5, seed=2, mask=mask)
+    for i, m in enumerate(("text", "vision", "tabular", "temporal")):  # present values equal, absent values differ
         keep = mask[:, i:i + 1]
         b[m] = torch.where(keep, a[m], b[m])
         b[f"{m}_logits"] = torch.where(keep, a[f"{m}_logits"], b[f"{m}_logits"])
@@ -52,9 +53,10 @@ def test_masked_modality_values_do_not_matter(method):
 
 def test_gate_weights_sum_to_one_and_skip_absent_experts():
     model = GatedFusion(dims=DIMS, d_fusion=16, router_hidden=8, temperature=0.5).eval()
-    mask = torch.tensor([[True, True, True], [True, True, False], [False, True, False]])
-    weights, _ = model.gates(batch(3, mask=mask))
-    torch.testing.assert_close(weights.sum(1), torch.ones(3))
+    mask = torch.tensor([[True, True, True, True], [True, True, False, True], [False, True, False, False],
+                         [True, True, True, False]])
+    weights, _ = model.gates(batch(4, mask=mask))
+    torch.testing.assert_close(weights.sum(1), torch.ones(4))
     assert (weights[~mask] == 0).all()
 
 
