@@ -2,7 +2,8 @@
 `--without` (each seed in fusion.train.seeds, the fusion section's settings otherwise), on the cached embeddings.
 
 Prints one row per method and split (val, test_seen, test_unseen): AUROC mean ± std with and without the
-modality, the gain, and whether the gain exceeds the larger seed std; writes the same as JSON (--out).
+modality, the gain, the seed noise 2·sqrt(std_with² + std_without²) (as Step_5.compare) and whether the gain is
+beyond it; writes the same as JSON (--out).
 
 Example (after `dvc repro`):
   python -m Step_5.ablation --without temporal --methods gated transformer concat --out reports/ablation_temporal.json
@@ -10,6 +11,7 @@ Example (after `dvc repro`):
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from core.errors import PipelineError, run_cli
@@ -66,7 +68,7 @@ def main() -> None:
             for s in filled_splits(meta)}
     device = pick_device(cfg.device)
     table = {}
-    print(f"{'method':<12} {'split':<12} {'with ' + args.without:>16} {'without':>16} {'gain':>7}  beyond seed std")
+    print(f"{'method':<12} {'split':<12} {'with ' + args.without:>16} {'without':>16} {'gain':>7} {'noise':>6}  beyond")
     for method in args.methods:
         with_it = scores(method, cfg.modalities, data, cfg, meta, device)
         without = scores(method, rest, data, cfg, meta, device)
@@ -74,10 +76,11 @@ def main() -> None:
         for split in with_it:
             a, b = with_it[split], without[split]
             gain = round(a["auroc"] - b["auroc"], 4)
-            beyond = abs(gain) > max(a["auroc_std"], b["auroc_std"])
-            table[method][split] = {"with": a, "without": b, "gain": gain, "beyond_seed_std": beyond}
+            noise = round(2 * math.sqrt(a["auroc_std"] ** 2 + b["auroc_std"] ** 2), 4)
+            beyond = abs(gain) > noise
+            table[method][split] = {"with": a, "without": b, "gain": gain, "seed_noise": noise, "beyond_noise": beyond}
             print(f"{method:<12} {split:<12} {a['auroc']:.3f} ± {a['auroc_std']:.3f}    {b['auroc']:.3f} ± "
-                  f"{b['auroc_std']:.3f} {gain:+.3f}  {'yes' if beyond else 'no'}")
+                  f"{b['auroc_std']:.3f} {gain:+.3f} {noise:6.3f}  {'yes' if beyond else 'no'}")
     if args.out:
         write_json(args.out, {"without": args.without, "modalities": cfg.modalities, "seeds": cfg.train.seeds,
                               "methods": table})

@@ -33,7 +33,8 @@ def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
         assert (target / path).exists(), path
     assert list((target / "data/shards/train").glob("*.tar"))
     comparison = json.loads((target / "metrics/comparison.json").read_text())
-    assert set(comparison["models"]) == {"text_expert", "vision_expert", "tabular_expert", "fusion_concat",
+    assert set(comparison["models"]) == {"text_expert", "vision_expert", "tabular_expert", "temporal_expert",
+                                         "fusion_concat",
                                          "fusion_gated", "fusion_transformer", "fusion_late", "fusion_align",
                                          "fusion_cross"}
     for scores in comparison["models"].values():
@@ -131,6 +132,33 @@ def test_predict_on_a_new_meme(smoke_dir, tmp_path):
     assert "cannot read image" in rows[1]["error"] and rows[1]["label"] == ""
 
 
+def test_predict_takes_an_engagement_series(smoke_dir, tmp_path):
+    """--series (a file or inline JSON) reaches the temporal expert: the gate gives it weight; without it the
+    temporal modality is masked (gate 0); a bad series is refused naming the problem."""
+    from Step_1.synthetic.generate import SyntheticOptions, make_engagement, make_meme
+
+    target, _ = smoke_dir
+    opts = SyntheticOptions(count=10, seed=5)
+    record, jpeg = make_meme(3, opts)
+    meme = tmp_path / "meme.jpg"
+    meme.write_bytes(jpeg)
+    series = next(s for s in (make_engagement(make_meme(i, opts)[0], i, opts, 72) for i in range(10)) if s is not None)
+    np.save(tmp_path / "engagement.npy", series)
+
+    def predict(*extra):
+        return subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/gated", str(meme),
+                               *extra], cwd=target, capture_output=True, text=True)
+
+    with_file, without = predict("--series", str(tmp_path / "engagement.npy")), predict()
+    assert with_file.returncode == 0 and without.returncode == 0, with_file.stderr + without.stderr
+    gates = json.loads(with_file.stdout)["gates"]
+    assert gates["temporal"] > 0 and json.loads(without.stdout)["gates"]["temporal"] == 0
+    inline = predict("--series", json.dumps([None if np.isnan(r).all() else r.tolist() for r in series]))
+    assert json.loads(inline.stdout)["probabilities"] == json.loads(with_file.stdout)["probabilities"]
+    bad = predict("--series", json.dumps([[1, 2, 3, 4, -5]] * 72))
+    assert bad.returncode != 0 and "-5" in bad.stderr and "negative" in bad.stderr
+
+
 def test_predict_refuses_experts_with_another_taxonomy(smoke_dir, tmp_path):
     import shutil
 
@@ -218,8 +246,8 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(smoke_dir, tmp_pat
     target, _ = smoke_dir
     metrics = json.loads((target / "metrics/evaluation.json").read_text())
     report = json.loads((target / "reports/evaluation.json").read_text())
-    models = {"text_expert", "vision_expert", "tabular_expert", "fusion_concat", "fusion_gated", "fusion_transformer",
-              "fusion_late", "fusion_align", "fusion_cross"}
+    models = {"text_expert", "vision_expert", "tabular_expert", "temporal_expert", "fusion_concat", "fusion_gated",
+              "fusion_transformer", "fusion_late", "fusion_align", "fusion_cross"}
     assert set(metrics["calibration"]) == models and set(metrics["robustness"]) == models
     for name in models:
         assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "test_seen", "test_unseen"}

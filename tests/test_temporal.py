@@ -14,6 +14,17 @@ from Step_4.temporal_encoder import SeriesFeatureEncoder, series_arrays
 STEPS = 72
 
 
+def write_params(folder: Path, overrides: dict | None = None) -> None:
+    """The repository's params.yaml with `overrides` merged in, written to `folder`."""
+    import yaml
+
+    from tools.smoke import deep_merge
+
+    root = Path(__file__).resolve().parents[1]
+    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), overrides or {})
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+
+
 def records_with_series(count: int, opts: SyntheticOptions) -> list[tuple[dict, np.ndarray | None]]:
     out = []
     for i in range(count):
@@ -56,6 +67,7 @@ def test_the_synthetic_series_needs_its_channels(tmp_path):
 def test_shards_carry_the_series_member(stages, tmp_path, tiny_pipeline):
     from Step_3.reader import ShardReader
 
+    write_params(tmp_path)
     stages.shards()
     reader = ShardReader(tmp_path / "shards")
     assert reader.meta["series"]["steps"] == STEPS and reader.meta["series"]["channels"] == list(CHANNELS)
@@ -124,17 +136,11 @@ def test_a_series_of_the_wrong_shape_is_refused():
 
 
 def test_the_temporal_expert_stage_trains_and_caches_embeddings(stages, tmp_path):
-    import yaml
-
     from core.files import read_json
     from Step_3.reader import ShardReader
     from Step_4.embeddings import load_embeddings
-    from tools.smoke import deep_merge
 
-    root = Path(__file__).resolve().parents[1]
-    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), {
-        "temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0, 1]}}})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, {"temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0, 1]}}})
     stages.shards()
     stages("Step_4.train_expert", "temporal", "--shards", "shards", "--model", "models/temporal_expert",
            "--embeddings", "emb/temporal", "--metrics-dir", "metrics", "--reports-dir", "reports")
@@ -150,19 +156,13 @@ def test_the_temporal_expert_stage_trains_and_caches_embeddings(stages, tmp_path
 
 
 def test_the_temporal_expert_is_retrained_on_each_folds_training_rows_only(stages, tmp_path, monkeypatch):
-    import yaml
-
     import Step_4.temporal_encoder as temporal_encoder
     from Step_3.reader import ShardReader
     from Step_5 import crossval
     from Step_5.config import CrossvalConfig
     from Step_5.crossval import fold_roles
-    from tools.smoke import deep_merge
 
-    root = Path(__file__).resolve().parents[1]
-    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), {
-        "temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0]}}})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path, {"temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0]}}})
     stages.shards()
     reader = ShardReader(tmp_path / "shards")
     ids = [i for split in ("train", "val") for i in sorted(
