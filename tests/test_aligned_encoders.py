@@ -87,7 +87,8 @@ def test_tiny_clip_end_to_end_through_the_stages(tiny_pipeline, tiny_clip, tmp_p
         "vision_expert": {"model": f"hf:{tiny_clip}", "projection": True, "embed_batch_size": 16,
                           "train": {"epochs": 1, "seeds": [0]}},
         "tabular_expert": {"pretrained": False, "train": {"epochs": 1, "seeds": [0]}},
-        "fusion": {"train": {"epochs": 2, "seeds": [0]}, "align": {"d_align": 16, "hidden": 16},
+        "fusion": {"modalities": ["text", "vision", "tabular"], "train": {"epochs": 2, "seeds": [0]},
+                   "align": {"d_align": 16, "hidden": 16},
                    "cross": {"d_cross": 16, "rank": 4, "out_features": 16, "hidden": 16}},
     })
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
