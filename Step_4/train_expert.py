@@ -1,11 +1,11 @@
 """Stage `<kind>_expert`: train and evaluate one expert, and cache its embeddings.
 
-Any registered kind (Step_4.registry: text, vision, tabular). text / vision, mode 'frozen' (default):
+Any registered kind (Step_4.registry: text, vision, tabular, temporal). text / vision, mode 'frozen' (default):
 the pretrained encoder runs once over every split, its features are cached, and only the MLP head is
 trained on them. Mode 'finetune': the encoder's top layer groups train end to end from the shards
 (light augmentation for vision), then features are cached. tabular: an FT-Transformer trained end to
 end, initialised from MFM pretraining when tabular_expert.pretrained is on; the other variant is
-reported beside it.
+reported beside it. temporal: a 1D-CNN or transformer over the engagement series, trained end to end.
 
 Launched on several processes (`torchrun --nproc_per_node N -m Step_4.train_expert ...`), the ranks share
 the work (core.distributed) and only rank 0 writes.
