@@ -75,6 +75,23 @@ def overall_rate(data: dict) -> float:
     return round(sum(embedded.values()) / seconds, 1) if seconds > 0 else 0.0
 
 
+def fit_on_tensors(expert: Expert, t: TrainConfig, splits: dict, meta: dict, device: str, live, desc: str,
+                   param_groups: list[dict] | None = None) -> tuple[dict, FitResult]:
+    """Train a whole expert on the labelled rows of splits['train'] held as tensors (early stopping on
+    splits['val'], class weights from the rows it trains on), then extract every split given; returns (id-sorted
+    features and logits per split, the fit). The recipe of experts that train end to end on small inputs."""
+    train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
+    counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
+    objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
+                               positive=meta["positive_index"], device=device, desc=desc)
+    result = fit(expert, objective, cfg=t, device=device, live=live, desc=desc,
+                 train_batches=lambda e: tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
+                 steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size), param_groups=param_groups)
+    data = {s: extract(expert, tensor_batches(splits[s], 1024, shuffle=False), device, desc=f"{desc} features {s}")
+            for s in splits}
+    return data, result
+
+
 def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=None, total: int | None = None) -> dict:
     """`extract` over one split (the samples `select` accepts). Under several processes each rank encodes its
     share of the samples (by a hash of the sample id) and the shares are gathered and merged, id-sorted."""

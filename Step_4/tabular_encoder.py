@@ -3,7 +3,6 @@ initialised from MFM pretraining when tabular_expert.pretrained is on (the other
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -16,10 +15,8 @@ from core.files import read_json
 from core.seed import seed_everything
 from Step_3.tabular import TabularEncoder
 from Step_4.config import TabularExpertConfig, TabularModelConfig
-from Step_4.embeddings import extract, tensor_batches
-from Step_4.engine import classification, fit, labelled_only
 from Step_4.expert import Expert
-from Step_4.recipes import ExpertContext, Run, TrainedExpert, over_seeds
+from Step_4.recipes import ExpertContext, Run, TrainedExpert, fit_on_tensors, over_seeds
 from Step_4.report import summarize, truth_of
 from Step_4.tabular_data import load_tabular_split
 from Step_4.tabular_model import FTConfig, FTTransformerEncoder, parameter_groups
@@ -83,19 +80,10 @@ def fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits:
     """Train an expert on splits['train'] (early stopping on splits['val']; class weights from the rows it trains
     on); returns (expert, id-sorted features and logits of every split given, the fit)."""
     seed_everything(t.seed)
-    meta = ctx.meta
-    expert = Expert(modality="tabular", encoder=encoder, n_classes=len(meta["classes"]),
+    expert = Expert(modality="tabular", encoder=encoder, n_classes=len(ctx.meta["classes"]),
                     head_hidden=cfg.head_hidden, dropout=cfg.dropout)
-    train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
-    counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
-    objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
-                               positive=meta["positive_index"], device=ctx.device, desc="tabular")
-    result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc="tabular",
-                 train_batches=lambda e: tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
-                 steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size),
-                 param_groups=parameter_groups(expert, t.weight_decay))
-    data = {s: extract(expert, tensor_batches(splits[s], 1024, shuffle=False), ctx.device, desc=f"tabular features {s}")
-            for s in splits}
+    data, result = fit_on_tensors(expert, t, splits, ctx.meta, ctx.device, live, "tabular",
+                                  param_groups=parameter_groups(expert, t.weight_decay))
     return expert, data, result
 
 

@@ -7,7 +7,6 @@ a constant and its `temporal_present` flag is False, so fusion masks it.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -19,10 +18,9 @@ from core.errors import PipelineError
 from core.seed import seed_everything
 from Step_3.reader import ShardReader
 from Step_4.config import TemporalExpertConfig
-from Step_4.embeddings import extract, tensor_batches
-from Step_4.engine import classification, fit, labelled_only
+from Step_4.engine import labelled_only
 from Step_4.expert import Expert
-from Step_4.recipes import ExpertContext, Run, TrainedExpert, over_seeds
+from Step_4.recipes import ExpertContext, Run, TrainedExpert, fit_on_tensors, over_seeds
 from Step_4.temporal_model import create_series_encoder
 
 
@@ -124,18 +122,11 @@ def fit_one(cfg: TemporalExpertConfig, t, meta: dict, splits: dict, device: str,
     rows it trains on); returns (expert, id-sorted features and logits of every split given, the fit)."""
     seed_everything(t.seed)
     encoder = build(cfg, meta)
-    train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
+    train = labelled_only(splits["train"])
     encoder.fit_scaling(train["series"], train["observed"])
     expert = Expert(modality="temporal", encoder=encoder, n_classes=len(meta["classes"]),
                     head_hidden=cfg.head_hidden, dropout=cfg.dropout)
-    counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
-    objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
-                               positive=meta["positive_index"], device=device, desc=desc)
-    result = fit(expert, objective, cfg=t, device=device, live=live, desc=desc,
-                 train_batches=lambda e: tensor_batches(train, t.batch_size, shuffle=True, seed=t.seed, epoch=e),
-                 steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
-    data = {s: extract(expert, tensor_batches(splits[s], 1024, shuffle=False), device, desc=f"{desc} features {s}")
-            for s in splits}
+    data, result = fit_on_tensors(expert, t, splits, meta, device, live, desc)
     return expert, data, result
 
 
