@@ -60,13 +60,19 @@ class ShardConfig:
 IMAGE_EXT = {"JPEG": "jpg", "PNG": "png"}
 
 
+def unchanged_bytes(path: str, sha256: str | None, sample_id: str) -> bytes:
+    """The file's bytes; fails when it changed or vanished since the ocr stage hashed it."""
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise PipelineError(f"{path} changed or vanished since the ocr stage read it (id '{sample_id}'); "
+                            "rerun the pipeline (dvc repro)")
+    return data
+
+
 def image_payload(row: dict, max_pixels: int) -> tuple[str, bytes]:
     """(extension, bytes) stored in the shard: the original bytes when the OCR stage found them plain (no
     second decode), else the normalised PNG. Fails when the file changed since the OCR stage read it."""
-    data = Path(row["image"]).read_bytes() if Path(row["image"]).is_file() else b""
-    if hashlib.sha256(data).hexdigest() != row["sha256"]:
-        raise PipelineError(f"{row['image']} changed or vanished since the ocr stage read it (id '{row['id']}'); "
-                            "rerun the pipeline (dvc repro)")
+    data = unchanged_bytes(row["image"], row["sha256"], row["id"])
     if not row["needs_conversion"]:
         return IMAGE_EXT[row["format"]], data
     _, rgb, _ = read_image(row["image"], max_pixels)
@@ -80,11 +86,8 @@ def series_payload(row: dict, shape: tuple[int, int]) -> bytes | None:
     stage hashed it or does not have the shape in the prepared schema."""
     if not row.get("series"):
         return None
-    path = Path(row["series"])
-    data = path.read_bytes() if path.is_file() else b""
-    if hashlib.sha256(data).hexdigest() != row.get("series_sha256"):
-        raise PipelineError(f"{path} changed or vanished since the ocr stage read it (id '{row['id']}'); "
-                            "rerun the pipeline (dvc repro)")
+    path = row["series"]
+    data = unchanged_bytes(path, row.get("series_sha256"), row["id"])
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as err:
