@@ -92,8 +92,6 @@ def _ensure_shards(data: dict) -> Path:
 
 def bench_shards(data: dict, results: dict) -> None:
     """Reader vs tarfile over all splits: raw bytes, then decoded to image tensors."""
-    from torchvision.transforms.functional import pil_to_tensor
-
     shard_dir = _ensure_shards(data)
     urls = [u for s in SPLITS for u in shard_urls(shard_dir, s)]
 
@@ -113,12 +111,12 @@ def bench_shards(data: dict, results: dict) -> None:
                     key, ext = member.name.split(".", 1)
                     samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
                     if len(samples[key]) == 4:
-                        pil_to_tensor(decode_sample(samples.pop(key))["image"])
+                        decode_sample(samples.pop(key))
 
     def reader(decode: bool):
         for split in SPLITS:
             loader = ShardReader(shard_dir, data["meta"]).loader(
-                split, transform=(lambda s: pil_to_tensor(s["image"])) if decode else (lambda s: s["__key__"]),
+                split, transform=(lambda s: s["image"]) if decode else (lambda s: s["__key__"]),
                 collate=list, batch_size=64, raw=not decode)
             for _ in loader:
                 pass
@@ -323,25 +321,32 @@ ENCODER_SPLITS = ("val", "test_seen", "test_unseen")  # 1,748 memes of the defau
 
 
 def _legacy_vision_batches(reader: ShardReader, encoder, split: str, batch_size: int):
-    """The extraction input path before the speed work: per image PIL convert + PIL resize + ToTensor +
+    """The extraction input path before the speed work: per image PIL decode + PIL resize + ToTensor +
     Normalize, float batches (the encoder takes normalised floats as they are)."""
+    import io
+
     import torchvision.transforms as T
+    from PIL import Image
+
+    from Step_3.reader import IMAGE_KEYS, decode_without_image
 
     _, height, width = encoder.data_config["input_size"]
     per_image = T.Compose([T.Lambda(lambda im: im.convert("RGB")),
                            T.Resize((height, width), interpolation=T.InterpolationMode(encoder.data_config["interpolation"])),
                            T.ToTensor(), T.Normalize(encoder.data_config["mean"], encoder.data_config["std"])])
 
-    def transform(sample: dict) -> dict:
+    def transform(raw: dict) -> dict:
+        sample = decode_without_image(raw)
+        image = Image.open(io.BytesIO(next(raw[k] for k in IMAGE_KEYS if k in raw)))
         return {"id": sample["id"], "label": int(sample["meta"]["label"]),
-                "true_label": int(sample["meta"].get("true_label", -1)), "image": per_image(sample["image"])}
+                "true_label": int(sample["meta"].get("true_label", -1)), "image": per_image(image)}
 
     def collate(rows: list[dict]) -> dict:
         return {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows]),
                 "true_label": torch.tensor([r["true_label"] for r in rows]),
                 "image": torch.stack([r["image"] for r in rows]), "vision_present": torch.ones(len(rows), dtype=torch.bool)}
 
-    return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size)
+    return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size, raw=True)
 
 
 def bench_encoders(data: dict, results: dict) -> None:

@@ -1,11 +1,16 @@
 """The shard reader: shard lists from folders, brace patterns and URLs; exact steps per epoch with workers."""
+import io
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
 
 from core.errors import PipelineError
-from Step_3.reader import ShardReader, read_meta, shard_urls, steps_per_epoch
+from Step_3.reader import ShardReader, decode_image, read_meta, shard_urls, steps_per_epoch
 from Step_3.shard import shard_pattern, write_shards
 
 
@@ -74,9 +79,36 @@ def test_workers_beyond_the_shard_count_decode_only_their_own_samples(shards):
     every sample still arrives once, whole."""
     out, sizes = shards
     reader = ShardReader(out)
-    loader = reader.loader("train", transform=lambda s: (s["id"], s["image"].size, s["meta"]["id"]), collate=list,
+    loader = reader.loader("train", transform=lambda s: (s["id"], tuple(s["image"].shape), s["meta"]["id"]), collate=list,
                            batch_size=2, shuffle=False, seed=0, num_workers=len(sizes["train"]) + 2)
     rows = [row for batch in loader for row in batch]
     assert sorted(i for i, _, _ in rows) == sorted(s["id"] for s in reader.samples("train", False))
-    assert all(i == meta_id and size[0] > 0 for i, size, meta_id in rows)
+    assert all(i == meta_id and size[0] == 3 and size[1] > 0 for i, size, meta_id in rows)
     assert len(loader) == steps_per_epoch(sizes["train"], 2, len(sizes["train"]) + 2)
+
+
+def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_decoded_pixels_equal_pils_for_every_file_kind_the_shards_hold(fmt, mode):
+    """The shard stage stores plain JPEG and PNG files, RGB or greyscale: torchvision's decoders give exactly
+    PIL's convert('RGB') pixels for them; other files (here WebP with alpha) go through PIL."""
+    rng = np.random.default_rng(3)
+    smooth = np.kron(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8), np.ones((9, 11, 1), dtype=np.uint8))
+    image = Image.fromarray(smooth).convert(mode)  # 108 x 110: sizes that are not multiples of the JPEG blocks
+    data = _encoded(image, fmt, quality=83) if fmt == "JPEG" else _encoded(image, fmt)
+    expected = pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB"))
+    pixels = decode_image(data)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (3, 108, 110)
+    assert torch.equal(pixels, expected)
+
+
+def test_files_torchvision_cannot_decode_go_through_pil():
+    rgba = Image.new("RGBA", (20, 16), (10, 200, 30, 128))
+    data = _encoded(rgba, "TIFF")
+    assert torch.equal(decode_image(data), pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB")))

@@ -27,7 +27,7 @@ def test_shards_round_trip_and_are_byte_identical(tiny_pipeline, tmp_path):
             row, label = by_id[sample["id"]]
             assert sample["text"] == row["text"] and sample["meta"]["label"] == label
             assert sample["meta"]["true_label"] == row["true_label"] and sample["meta"]["split"] == split
-            assert sample["meta"]["tabular"] == row["tabular"] and sample["image"].size == (320, 320)
+            assert sample["meta"]["tabular"] == row["tabular"] and tuple(sample["image"].shape) == (3, 320, 320)
             seen.append(sample["id"])
     assert sorted(seen) == sorted(by_id)
 
