@@ -4,8 +4,10 @@
 its weights as they are now) to ONNX with torch.onnx and runs the export on the CPU. In fp32 its features equal PyTorch's within FP32_TOLERANCE (tested).
 `precision: bf16` computes in bfloat16: torch autocast (CUDA, or a CPU with bf16 support), or OpenVINO's bf16
 inference; its features drift from fp32 (lowest cosine over the 4,500 default memes: 0.99995 for text, 0.97
-for vision). `auto` is bf16 on CUDA and fp32 on the CPU, so CPU results do not depend on which instructions a
-CPU has.
+for vision). `auto` is bf16 on CUDA; on the CPU it is bf16 only for an encoder whose bf16 features stay within
+BF16_CPU_COSINE of fp32 (it says so: `bf16_on_cpu`, e.g. the text transformers) on a CPU with bf16 matrix
+instructions (AMX-BF16 or AVX512-BF16), where it is 1.8x faster; everywhere else fp32. So a CPU without those
+instructions gives fp32 text features, and metrics that differ from a bf16 CPU's in the last digits (README).
 
 An encoder that can be exported says which batch tensors its forward takes (`runtime_inputs(batch)`, in the
 order of its forward's arguments) and which of their axes vary (`runtime_axes`).
@@ -13,6 +15,7 @@ order of its forward's arguments) and which of their axes vary (`runtime_axes`).
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,6 +31,7 @@ RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")  # auto: openvino on the
 PRECISIONS = ("auto", "fp32", "bf16")
 FP32_TOLERANCE = 1e-4  # max |exported - torch| per feature, fp32 (measured: ~1e-5 for EfficientNet-Lite0 and MiniLM)
 BF16_COSINE = 0.99  # what the test asks of bf16 features on its images (cosine with fp32; measured >= 0.996)
+BF16_CPU_COSINE = 0.9999  # what `auto` asks of an encoder before it runs in bf16 on a CPU (MiniLM: >= 0.99995)
 STATIC_ROWS = 8  # OpenVINO runs an encoder whose only varying axis is the batch in chunks of this many rows, on a
 # static shape (the last chunk padded): 1.39x the images/s of a dynamic batch of 64 (EfficientNet-Lite0, 2 cores)
 
@@ -41,15 +45,28 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+def cpu_has_bf16() -> bool:
+    """True on a CPU with bf16 matrix instructions (x86 AMX-BF16 or AVX512-BF16, from /proc/cpuinfo's flags);
+    elsewhere bf16 matmuls are emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"\b(amx_bf16|avx512_bf16)\b", flags) is not None
+
+
 def plan(encoder: torch.nn.Module, runtime: str, precision: str, device: str) -> dict:
     """The runtime and precision that run this encoder on this device. `auto` is openvino on the CPU for an
-    encoder that can be exported (`runtime_inputs`), else torch. The feature cache fingerprint records the
-    plan: features from another runtime or precision differ slightly."""
+    encoder that can be exported (`runtime_inputs`) and not better run by torch in bf16, else torch. The feature
+    cache fingerprint records the plan: features from another runtime or precision differ slightly."""
     if runtime not in RUNTIMES:
         raise PipelineError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    chosen = resolve_precision(precision, device)
+    if precision == "auto" and str(device) == "cpu" and getattr(encoder, "bf16_on_cpu", False) and cpu_has_bf16():
+        chosen = "bf16"
     if runtime == "auto":
         runtime = "openvino" if str(device) == "cpu" and hasattr(encoder, "runtime_inputs") else "torch"
-    return {"runtime": runtime, "precision": resolve_precision(precision, device)}
+    return {"runtime": runtime, "precision": chosen}
 
 
 @contextlib.contextmanager

@@ -82,6 +82,9 @@ class TextEncoder(nn.Module):
         self.tokenizer = _load(AutoTokenizer, source, "tokenizer")
         config = _load(AutoConfig, source, "config")
         self.family = aligned_towers.family(config)  # 'clip' / 'siglip': the text tower of an aligned model
+        # precision auto runs it in bf16 on a CPU with bf16 instructions: a BERT-style encoder's features stay
+        # within runtime.BF16_CPU_COSINE of fp32 (tested); an aligned tower's drift is unmeasured, so it stays fp32
+        self.bf16_on_cpu = self.family is None
         if projection and self.family is None:
             raise PipelineError(f"text_expert.projection needs a CLIP or SigLIP model; {model!r} is a "
                                 f"{config.model_type!r} model")

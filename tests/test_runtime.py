@@ -66,7 +66,22 @@ def test_bf16_stays_close_to_fp32(vision):
         assert not torch.equal(got, reference) or run == "openvino"  # OpenVINO falls back to f32 without bf16
 
 
-def test_plan_and_clear_errors(vision, text):
+def test_auto_runs_text_in_bf16_only_on_a_cpu_with_bf16_instructions(vision, text, monkeypatch):
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: has_bf16)
+        assert runtime.plan(text, "torch", "auto", "cpu")["precision"] == ("bf16" if has_bf16 else "fp32")
+        assert runtime.plan(vision, "auto", "auto", "cpu")["precision"] == "fp32"  # its bf16 drifts too far
+        assert runtime.plan(text, "torch", "fp32", "cpu")["precision"] == "fp32"  # an explicit choice stands
+    assert runtime.plan(text, "torch", "auto", "cuda:0")["precision"] == "bf16"
+    texts = [["a short one", "a much longer caption that pads the others", ""], ["two words", "three more words"]]
+    batches = [text.tokenize(t) for t in texts]
+    for got, want in zip(features(text, batches, "torch", "bf16"), features(text, batches, "torch")):
+        cosine = torch.nn.functional.cosine_similarity(got, want, dim=1)
+        assert cosine.min().item() >= runtime.BF16_CPU_COSINE and not torch.equal(got, want)
+
+
+def test_plan_and_clear_errors(vision, text, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
     assert runtime.plan(vision, "auto", "auto", "cpu") == {"runtime": "openvino", "precision": "fp32"}
     assert runtime.plan(vision, "auto", "auto", "cuda:0") == {"runtime": "torch", "precision": "bf16"}
     no_export = torch.nn.Linear(2, 2)  # e.g. the DACT encoder: nothing to export, auto means torch
