@@ -21,6 +21,7 @@ import webdataset as wds
 
 from core.errors import PipelineError
 from Step_3.splits import SPLITS
+from Step_3.tar_stream import split_name, tar_samples
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -99,8 +100,6 @@ def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
     (same shard order: the shard shuffle is seeded alike in every worker) and keeps the samples at positions
     w, w+W, ... of it. The members of the other workers' samples are skipped unread, so W workers do not each
     copy and group every sample. select_files: which members of a kept sample to read (None: all)."""
-    from webdataset.tariterators import base_plus_ext
-
     def stage(streams):
         import torch
 
@@ -109,14 +108,24 @@ def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
         state = {"key": None, "position": -1}  # positions count from 0 on every pass (epoch)
 
         def mine(name: str) -> bool:
-            key = base_plus_ext(name)[0] or name
+            key = (split_name(name) or (name,))[0]
             if key != state["key"]:
                 state["key"], state["position"] = key, state["position"] + 1
             return state["position"] % workers == worker and (select_files is None or select_files(name))
 
-        yield from wds.tarfile_to_samples(select_files=mine)(streams)
+        yield from tar_samples(select_files=mine)(streams)
 
     return stage
+
+
+def members_to_read(decode_images: bool, decode_series: bool, raw: bool) -> Callable[[str], bool] | None:
+    """Which tar members a loader reads (None: all): without the images or series it does not decode."""
+    skipped = set() if decode_images or raw else set(IMAGE_KEYS)
+    if not decode_series and not raw:
+        skipped.add("series.npy")
+    if not skipped:
+        return None
+    return lambda name: (split_name(name) or ("", ""))[1] not in skipped
 
 
 def decode_sample(sample: dict) -> dict:
@@ -165,7 +174,8 @@ def iter_samples(root: str | Path, split: str, decode_images: bool = True, meta:
                  raw: bool = False) -> Iterator[dict]:
     """Every sample of a split in shard order, in this process (no workers, no shuffling); raw: the tar
     members as bytes (keys '__key__', 'jpg'/'png', 'txt', 'json', 'series.npy' when the meme has a series)."""
-    pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(root, split, meta)), wds.tarfile_to_samples())
+    wanted = members_to_read(decode_images, True, raw)  # images nobody decodes are skipped unread
+    pipeline = wds.DataPipeline(wds.SimpleShardList(shard_urls(root, split, meta)), tar_samples(wanted))
     decode = decode_sample if decode_images else decode_without_image
     for sample in pipeline:
         yield sample if raw else decode(sample)
@@ -178,7 +188,9 @@ class SplitLoader:
     order and then the samples in a buffer, seeded by (seed, epoch); with shuffle=False the order is the
     shard order. With more workers than shards, every worker reads every shard and keeps its share of the
     samples (`samples_of_this_worker`), so the worker count does not depend on the shard count. Partial batches
-    are kept. `select` keeps only the raw samples it accepts (before decoding); len() then still counts every
+    are kept. A loader that decodes no image (decode_images False) or no series (decode_series False: its samples'
+    'series' is then None) skips those members unread. `select` keeps only the raw samples it accepts (before
+    decoding); len() then still counts every
     sample. `order_by` (unshuffled loaders) sorts each run of `order_buffer` transformed samples by their keys
     (a list of samples -> a key each, e.g. token counts), so batches pad little. A training loader (shuffle)
     in a run on several processes streams per rank instead (`per_rank`; see `_init_per_rank`).
@@ -186,8 +198,8 @@ class SplitLoader:
 
     def __init__(self, urls: list[str], sizes: list[int], *, transform: Callable[[dict], dict], collate: Callable,
                  batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, shuffle_buffer: int = 1000,
-                 decode_images: bool = True, raw: bool = False, pin_memory: bool = False,
-                 select: Callable[[dict], bool] | None = None,
+                 decode_images: bool = True, decode_series: bool = True, raw: bool = False,
+                 pin_memory: bool = False, select: Callable[[dict], bool] | None = None,
                  order_by: Callable[[list[dict]], list[float]] | None = None, order_buffer: int = 4096):
         import torch
 
@@ -201,7 +213,7 @@ class SplitLoader:
         if self.per_rank:
             self._init_per_rank(urls, sizes, transform=transform, collate=collate, batch_size=batch_size, seed=seed,
                                 num_workers=num_workers, shuffle_buffer=shuffle_buffer, decode_images=decode_images,
-                                raw=raw, pin_memory=pin_memory, select=select)
+                                decode_series=decode_series, raw=raw, pin_memory=pin_memory, select=select)
             return
         # workers beyond the shard count split the samples within shards, so a GPU is fed whatever the shard count
         self.workers = num_workers
@@ -209,10 +221,8 @@ class SplitLoader:
         stages = [wds.SimpleShardList(urls)] + ([] if within_shards else [wds.split_by_worker])
         if shuffle:  # detshuffle counts its epochs itself: each pass (in each worker) reshuffles reproducibly
             stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed * 1_000_003))
-        # a loader that decodes no image does not copy the image members out of the tar
-        skip_images = None if decode_images or raw else (lambda name: name.rsplit(".", 1)[-1] not in IMAGE_KEYS)
-        stages.append(samples_of_this_worker(skip_images) if within_shards
-                      else wds.tarfile_to_samples(select_files=skip_images))
+        wanted = members_to_read(decode_images, decode_series, raw)
+        stages.append(samples_of_this_worker(wanted) if within_shards else tar_samples(select_files=wanted))
         if select is not None:
             stages.append(wds.select(select))
         if shuffle:
@@ -232,7 +242,7 @@ class SplitLoader:
         self.steps = steps_per_epoch(sizes, batch_size, self.workers)
 
     def _init_per_rank(self, urls, sizes, *, transform, collate, batch_size, seed, num_workers, shuffle_buffer,
-                       decode_images, raw, pin_memory, select) -> None:
+                       decode_images, decode_series, raw, pin_memory, select) -> None:
         """Rank r of N: shards drawn with replacement (seeded by seed, rank and worker: ResampledShards), its
         workers each yield an equal part of the epoch (with_epoch), batches of batch_size / N rows. An epoch has
         as many steps on every rank as the one-process epoch, so DistributedDataParallel stays in step."""
@@ -244,7 +254,8 @@ class SplitLoader:
         local = max(1, batch_size // world)
         self.workers = num_workers
         steps = math.ceil(sum(sizes) / batch_size)
-        stages = [wds.ResampledShards(urls, seed=seed * 1_000_003, deterministic=True), wds.tarfile_to_samples(),
+        stages = [wds.ResampledShards(urls, seed=seed * 1_000_003, deterministic=True),
+                  tar_samples(select_files=members_to_read(decode_images, decode_series, raw)),
                   # labelled samples only, so every batch is full on every rank and no rank skips a step
                   wds.select(lambda raw: json.loads(raw["json"])["label"] >= 0 and (select is None or select(raw)))]
         stages.append(wds.detshuffle(bufsize=shuffle_buffer, initial=shuffle_buffer, seed=seed * 1_000_003 + 500_009))

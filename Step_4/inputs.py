@@ -36,9 +36,11 @@ def shard_batches(reader, encoders: dict[str, torch.nn.Module], split: str, *, t
     """A persistent loader of one split with the inputs of the given encoders (shuffled and augmented when train);
     options go to ShardReader.loader (e.g. select)."""
     transform, collate = expert_inputs(encoders, train=train, meta=reader.meta)
+    # members no encoder reads (images, engagement series) are skipped unread
     return reader.loader(split, transform=transform, collate=collate, batch_size=batch_size, shuffle=train, seed=seed,
                          num_workers=num_workers, device=device,
-                         decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()), **options)
+                         decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()),
+                         decode_series=any(getattr(e, "reads_series", False) for e in encoders.values()), **options)
 
 
 def presence_mask(batch: dict, modalities: list[str]) -> torch.Tensor:

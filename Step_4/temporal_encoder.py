@@ -39,6 +39,7 @@ class SeriesFeatureEncoder(nn.Module):
     """A series encoder with the expert interface: log1p counts standardised per channel, the observed-hour mask."""
 
     reads_images = False
+    reads_series = True  # shard loaders skip the series member unless an encoder reads it
 
     def __init__(self, *, architecture: str, steps: int, channels: list[str], options: dict,
                  center: list[float] | None = None, scale: list[float] | None = None):

@@ -103,15 +103,19 @@ def bench_shards(data: dict, results: dict) -> None:
                     n += len(tar.extractfile(member).read())
         return n
 
-    def tar_decoded():
-        samples: dict = {}
+    def tar_decoded():  # a sample's members are adjacent in the tar; how many it has varies (series.npy)
         for url in urls:
             with tarfile.open(url) as tar:
+                sample: dict = {}
                 for member in tar:
                     key, ext = member.name.split(".", 1)
-                    samples.setdefault(key, {"__key__": key})[ext] = tar.extractfile(member).read()
-                    if len(samples[key]) == 4:
-                        decode_sample(samples.pop(key))
+                    if sample and sample["__key__"] != key:
+                        decode_sample(sample)
+                        sample = {}
+                    sample.setdefault("__key__", key)
+                    sample[ext] = tar.extractfile(member).read()
+                if sample:
+                    decode_sample(sample)
 
     def reader(decode: bool):
         for split in SPLITS:
@@ -400,7 +404,51 @@ def bench_encoders(data: dict, results: dict) -> None:
         cosine = torch.nn.functional.cosine_similarity(new, old, dim=1)
         report[kind] = {**plan, "memes": count, "max_abs_diff": round((new - old).abs().max().item(), 6),
                         "min_cosine": round(cosine.min().item(), 6)}
+        _bench_loader(ctx.reader, kind, expert.encoder, cfg.embed_batch_size, results)
     results["encoders"] = report
+
+
+def _bench_loader(reader: ShardReader, kind: str, encoder, batch_size: int, results: dict) -> None:
+    """An expert's input path alone (shards -> the encoder's batches; no encoder), in this process: the path
+    before (webdataset's tarfile reader, every member decoded, images through PIL to a contiguous (3,H,W)
+    tensor) vs the stage's (Step_3.tar_stream, members the encoder does not read skipped unread, images by
+    torchvision into channels-last pixels). On a GPU this is what bounds the stages (README: GPUs), so its
+    per-core rate is what more workers multiply."""
+    import io
+
+    import webdataset as wds
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    from Step_3.reader import IMAGE_KEYS, decode_without_image
+    from Step_4.inputs import expert_inputs, shard_batches
+
+    to_inputs, collate = expert_inputs({kind: encoder}, train=False, meta=reader.meta)
+
+    def decoded_before(raw: dict) -> dict:
+        sample = decode_without_image(raw)  # text, meta and the series, as the loader before decoded them
+        if kind == "vision":
+            image = Image.open(io.BytesIO(next(raw[k] for k in IMAGE_KEYS if k in raw))).convert("RGB")
+            sample["image"] = pil_to_tensor(image).contiguous()
+        return sample
+
+    def run(before: bool) -> int:
+        count = 0
+        for split in ENCODER_SPLITS:
+            if before:
+                loader = wds.DataPipeline(wds.SimpleShardList(reader.urls(split)), wds.tarfile_to_samples(),
+                                          wds.map(decoded_before), wds.map(to_inputs),
+                                          wds.batched(batch_size, collation_fn=collate, partial=True))
+            else:
+                loader = shard_batches(reader, {kind: encoder}, split, train=False, batch_size=batch_size)
+            count += sum(len(batch["id"]) for batch in loader)
+        return count
+
+    count, t_before = _timed(lambda: run(True))
+    _, t_now = _timed(lambda: run(False))
+    results["ratios"][f"{kind}_loader_speedup"] = round(t_before / t_now, 2)
+    results["throughput"][f"{kind}_loader_before_per_s_1_process"] = count / t_before
+    results["throughput"][f"{kind}_loader_now_per_s_1_process"] = count / t_now
 
 
 RUNTIME_GRID = (("torch", "fp32"), ("openvino", "fp32"), ("onnxruntime", "fp32"), ("torch", "bf16"),
@@ -529,6 +577,15 @@ def _dependants() -> dict[str, list[str]]:
     return {s.addressing: sorted(a.addressing for a in nx.ancestors(graph, s)) for s in graph.nodes}
 
 
+def _param_readers() -> dict[str, list[str]]:
+    """Stage → the params.yaml keys it declares (dvc.yaml `params`)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    return {stage.addressing: [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+            for stage in Repo(str(ROOT)).index.stages}
+
+
 def bench_dvc(data: dict, results: dict) -> None:
     """No-op repro time, and what each one-param change invalidates (params.yaml is restored after)."""
     import yaml
@@ -555,14 +612,15 @@ def bench_dvc(data: dict, results: dict) -> None:
             reruns[key] = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
     finally:
         params_path.write_text(original)
-    downstream = _dependants()
+    downstream, readers = _dependants(), _param_readers()
     checks = {}
     for key, (stage, _) in CHANGES.items():
-        # --dry lists the stages whose own deps changed; their dependants rerun once those outputs change
-        # ok: the changed step itself reruns, and nothing outside it and its dependants does
+        # --dry lists the stages whose own deps changed; their dependants rerun once those outputs change.
+        # ok: the changed step reruns, and so does every other stage that declares the param (e.g. crossval,
+        # which trains the fusions per fold, declares `fusion`), and no stage else
+        declared = {name for name, keys in readers.items() if any(key == k or key.startswith(k + ".") for k in keys)}
         checks[key] = {"invalidated": reruns[key], "then_downstream": downstream[stage],
-                       "only_that_step_and_dependants": stage in reruns[key]
-                       and set(reruns[key]) <= {stage, *downstream[stage]}}
+                       "only_that_step_and_dependants": stage in reruns[key] and set(reruns[key]) == declared}
     results["dvc"]["one_param_change"] = checks
 
 

@@ -9,7 +9,9 @@ On a generated dataset of --count memes (in a scratch folder), one run measures:
   experts  text / vision embedding and head-training throughput on the detected device
   encoders frozen-feature extraction of vision and text: the stage's path (exported runtime, precision,
            length-sorted text, uint8 images) vs the path before it, same run, default data's val + test splits
-           (needs data/shards; targets 3x vision, 1.5x text; on a GPU this is the GPU table)
+           (needs data/shards; targets 3x vision, 1.5x text; on a GPU this is the GPU table); and each input
+           path alone (shards -> the encoder's batches, one process): webdataset's tarfile reader and PIL
+           before vs the stage's tar reader and torchvision decoding (what bounds a GPU's feed)
   side_by_side  two real stages (fusion gated, tabular expert) alone, then at once: each one's slowdown
            (target <= 2.5x; needs the built default pipeline). side_by_side_unshared (only when named): the
            same with every stage taking every core (PIPELINE_THREADS), as before stages shared them

@@ -71,7 +71,9 @@ def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(s
 
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
-        "text_expert": {"max_length": 16, "device": "cpu", "embed_batch_size": 8,
+        # fp32: bf16 features (precision auto on a CPU with bf16 instructions) depend on how the ranks batch
+        # the texts at about 1e-3, beyond this comparison's tolerance
+        "text_expert": {"max_length": 16, "device": "cpu", "embed_batch_size": 8, "precision": "fp32",
                         "train": {"epochs": 1, "seeds": [0], "batch_size": 8}},
     })
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
