@@ -150,10 +150,17 @@ def decode_image(data: bytes):
     try:
         return tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError:
-        import numpy as np
         from PIL import Image
 
-        return torch.from_numpy(np.array(Image.open(io.BytesIO(data)).convert("RGB"))).permute(2, 0, 1)
+        return pil_pixels(Image.open(io.BytesIO(data)))
+
+
+def pil_pixels(image):
+    """A PIL image (any mode) → uint8 RGB pixels (3,H,W), channels-last in memory, as `decode_image` gives."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.array(image if image.mode == "RGB" else image.convert("RGB"))).permute(2, 0, 1)
 
 
 def decode_without_image(sample: dict) -> dict:

@@ -56,9 +56,10 @@ def cpu_has_bf16() -> bool:
 
 
 def plan(encoder: torch.nn.Module, runtime: str, precision: str, device: str) -> dict:
-    """The runtime and precision that run this encoder on this device. `auto` is openvino on the CPU for an
-    encoder that can be exported (`runtime_inputs`) and not better run by torch in bf16, else torch. The feature
-    cache fingerprint records the plan: features from another runtime or precision differ slightly."""
+    """The runtime and precision that run this encoder on this device. Runtime `auto` is openvino on the CPU for
+    an encoder that can be exported (`runtime_inputs`), else torch; precision `auto` as in the module's
+    docstring. The feature cache fingerprint records the plan: features from another runtime or precision
+    differ slightly."""
     if runtime not in RUNTIMES:
         raise PipelineError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     chosen = resolve_precision(precision, device)

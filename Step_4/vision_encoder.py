@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import PIL.Image
 import timm
 import timm.data
@@ -24,7 +23,7 @@ from timm.models import load_state_dict as timm_load_state_dict
 from torch import nn
 
 from core.errors import PipelineError
-from Step_3.reader import IMAGE_KEYS
+from Step_3.reader import IMAGE_KEYS, pil_pixels
 
 
 def _packaged_file(module: str, cls: str) -> str:
@@ -87,10 +86,7 @@ def _to_pixels(image: PIL.Image.Image | torch.Tensor) -> torch.Tensor:
     """uint8 (3,H,W) pixels, channels-last in memory (the layout torchvision's uint8 resize works in: 1.4x faster
     than from a contiguous (3,H,W) tensor): a shard sample's decoded pixels as they are, or a PIL image (e.g. a
     corrupted copy in Step_6). Memes come as RGBA, palette or greyscale files; the backbone wants 3 channels."""
-    if isinstance(image, torch.Tensor):
-        return image
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
+    return image if isinstance(image, torch.Tensor) else pil_pixels(image)
 
 
 class VisionEncoder(nn.Module):
