@@ -21,6 +21,7 @@ from Step_2.images import DEFAULT_MAX_PIXELS
 from Step_2.ocr import OcrConfig, build_manifest, run_ocr
 from Step_3.reader import ShardReader, decode_sample, shard_urls
 from Step_3.shard import ShardConfig, build_samples, write_shards
+from Step_3.tar_stream import group_samples
 from Step_3.splits import SPLITS, assign_splits, link_groups
 from Step_3.tabular import TabularEncoder, fit_schema
 from Step_3.taxonomy import TaxonomyConfig, build_taxonomy
@@ -103,18 +104,10 @@ def bench_shards(data: dict, results: dict) -> None:
                     n += len(tar.extractfile(member).read())
         return n
 
-    def tar_decoded():  # a sample's members are adjacent in the tar; how many it has varies (series.npy)
+    def tar_decoded():  # members read by tarfile, grouped into samples as the reader groups them
         for url in urls:
             with tarfile.open(url) as tar:
-                sample: dict = {}
-                for member in tar:
-                    key, ext = member.name.split(".", 1)
-                    if sample and sample["__key__"] != key:
-                        decode_sample(sample)
-                        sample = {}
-                    sample.setdefault("__key__", key)
-                    sample[ext] = tar.extractfile(member).read()
-                if sample:
+                for sample in group_samples(((m.name, tar.extractfile(m).read()) for m in tar), url):
                     decode_sample(sample)
 
     def reader(decode: bool):
@@ -324,15 +317,23 @@ def bench_embed_cache(data: dict, results: dict) -> None:
 ENCODER_SPLITS = ("val", "test_seen", "test_unseen")  # 1,748 memes of the default data
 
 
+def _pil_image(raw: dict):
+    """The image member of a raw shard sample, opened by PIL (how the paths before the speed work decoded)."""
+    import io
+
+    from PIL import Image
+
+    from Step_3.reader import IMAGE_KEYS
+
+    return Image.open(io.BytesIO(next(raw[k] for k in IMAGE_KEYS if k in raw)))
+
+
 def _legacy_vision_batches(reader: ShardReader, encoder, split: str, batch_size: int):
     """The extraction input path before the speed work: per image PIL decode + PIL resize + ToTensor +
     Normalize, float batches (the encoder takes normalised floats as they are)."""
-    import io
-
     import torchvision.transforms as T
-    from PIL import Image
 
-    from Step_3.reader import IMAGE_KEYS, decode_without_image
+    from Step_3.reader import decode_without_image
 
     _, height, width = encoder.data_config["input_size"]
     per_image = T.Compose([T.Lambda(lambda im: im.convert("RGB")),
@@ -341,9 +342,8 @@ def _legacy_vision_batches(reader: ShardReader, encoder, split: str, batch_size:
 
     def transform(raw: dict) -> dict:
         sample = decode_without_image(raw)
-        image = Image.open(io.BytesIO(next(raw[k] for k in IMAGE_KEYS if k in raw)))
         return {"id": sample["id"], "label": int(sample["meta"]["label"]),
-                "true_label": int(sample["meta"].get("true_label", -1)), "image": per_image(image)}
+                "true_label": int(sample["meta"].get("true_label", -1)), "image": per_image(_pil_image(raw))}
 
     def collate(rows: list[dict]) -> dict:
         return {"id": [r["id"] for r in rows], "label": torch.tensor([r["label"] for r in rows]),
@@ -414,13 +414,10 @@ def _bench_loader(reader: ShardReader, kind: str, encoder, batch_size: int, resu
     tensor) vs the stage's (Step_3.tar_stream, members the encoder does not read skipped unread, images by
     torchvision into channels-last pixels). On a GPU this is what bounds the stages (README: GPUs), so its
     per-core rate is what more workers multiply."""
-    import io
-
     import webdataset as wds
-    from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    from Step_3.reader import IMAGE_KEYS, decode_without_image
+    from Step_3.reader import decode_without_image
     from Step_4.inputs import expert_inputs, shard_batches
 
     to_inputs, collate = expert_inputs({kind: encoder}, train=False, meta=reader.meta)
@@ -428,8 +425,7 @@ def _bench_loader(reader: ShardReader, kind: str, encoder, batch_size: int, resu
     def decoded_before(raw: dict) -> dict:
         sample = decode_without_image(raw)  # text, meta and the series, as the loader before decoded them
         if kind == "vision":
-            image = Image.open(io.BytesIO(next(raw[k] for k in IMAGE_KEYS if k in raw))).convert("RGB")
-            sample["image"] = pil_to_tensor(image).contiguous()
+            sample["image"] = pil_to_tensor(_pil_image(raw).convert("RGB")).contiguous()
         return sample
 
     def run(before: bool) -> int:
