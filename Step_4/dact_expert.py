@@ -29,7 +29,7 @@ from core.seed import seed_everything
 from Step_3.splits import EVALUATED
 from Step_4.config import DactConfig, TextExpertConfig, TrainConfig
 from Step_4.dact import DactOutput, DactUnits, dact_forward, dact_over_states
-from Step_4.embeddings import tensor_batches
+from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_only, to_device
 from Step_4.expert import Expert, MLPHead
 from Step_4.feature_cache import FeatureCache, fingerprint
@@ -217,8 +217,8 @@ def fit_units(encoder: DactTextEncoder, states: dict, t: TrainConfig, lr: float,
     from Step_3.reader import class_counts
 
     model = UnitsOnStates(encoder.units, encoder.halting)
-    train_set, val_set = (labelled_only({"label": states[s]["labels"], "features": states[s]["states"]})
-                          for s in ("train", "val"))
+    train_set, val_set = (resident(labelled_only({"label": states[s]["labels"], "features": states[s]["states"]}),
+                                   ctx.device) for s in ("train", "val"))
     t = dataclasses.replace(t, lr=lr)
     objective = classification(t, class_counts(ctx.meta), lambda: tensor_batches(val_set, 512, shuffle=False),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc="text dact units")

@@ -23,23 +23,26 @@ from Step_4.engine import to_device
 
 @torch.no_grad()
 def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
-    """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
+    """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags.
+    On a GPU the outputs come back to the host without waiting for the device per batch (one wait at the end)."""
     expert.eval().to(device)
     ids, feats, logits, labels, truth, present, depth = [], [], [], [], [], [], []
     started, count = time.perf_counter(), 0
     for batch in progress(batches, total=total, desc=desc, unit="batch", leave=False):
         threads.refresh()
-        batch = to_device(batch, device)
-        f = expert.forward_features(batch) if "features" not in batch else batch["features"]
-        feats.append(f.float().cpu())
-        logits.append(expert.forward_head(f).float().cpu())
         labels.append(batch["label"].cpu())
         truth.append(batch["true_label"].cpu())
         present.append(batch[f"{expert.modality}_present"].cpu())
+        batch = to_device(batch, device)
+        f = expert.forward_features(batch) if "features" not in batch else batch["features"]
+        feats.append(to_host(f.float()))
+        logits.append(to_host(expert.forward_head(f).float()))
         if getattr(expert.encoder, "layers_used", None) is not None:  # an encoder that halts early (DACT)
-            depth.append(expert.encoder.layers_used.cpu())
+            depth.append(to_host(expert.encoder.layers_used))
         ids += list(batch["id"])
         count += len(batch["id"])
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)  # the copies to the host are done
     seconds = time.perf_counter() - started
     if not ids:  # nothing selected (e.g. a rank's empty share): empty tensors of the right widths
         classes = expert.head_config["n_classes"]
@@ -58,6 +61,12 @@ def extract(expert, batches: Iterable[dict], device: str, total: int | None = No
         data["layers_used"] = torch.cat(depth)[index]
     data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
     return data
+
+
+def to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU copy of a device tensor, queued without waiting (into pinned memory; valid after the device
+    synchronises); a CPU tensor as it is."""
+    return tensor.to("cpu", non_blocking=True) if tensor.device.type == "cuda" else tensor
 
 
 def save_embeddings(path: Path, data: dict, modality: str) -> None:
@@ -86,15 +95,34 @@ def load_embeddings(path: str | Path) -> dict:
     return data
 
 
+RESIDENT_BYTES = 2 << 30  # tensors up to this size are kept on a CUDA device for training
+
+
+def resident(tensors: dict, device: str) -> dict:
+    """The tensors moved to a CUDA device once, so that `tensor_batches` cuts each batch there: no copy from
+    pageable memory per step, and with it no wait of the host for the device per step. Unchanged on the CPU or
+    beyond RESIDENT_BYTES (batches are then copied per step)."""
+    if not str(device).startswith("cuda"):
+        return tensors
+    size = sum(v.numel() * v.element_size() for v in tensors.values() if torch.is_tensor(v))
+    if size > RESIDENT_BYTES:
+        return tensors
+    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in tensors.items()}
+
+
 def tensor_batches(tensors: dict[str, torch.Tensor], batch_size: int, *, shuffle: bool, seed: int = 0,
                    epoch: int = 0) -> Iterator[dict]:
-    """Mini-batches over aligned tensors or lists (first dim N); seeded per-epoch shuffling."""
+    """Mini-batches over aligned tensors or lists (first dim N); seeded per-epoch shuffling (drawn on the CPU,
+    so the order is the same on every device). Tensors on a device are cut there: the order goes to the device
+    once per call."""
     n = len(next(v for v in tensors.values() if torch.is_tensor(v)))
     if shuffle:
         gen = torch.Generator().manual_seed(seed * 1000003 + epoch)
         order = torch.randperm(n, generator=gen)
     else:
         order = torch.arange(n)
+    on_device = {v.device: order.to(v.device) for v in tensors.values() if torch.is_tensor(v)}
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        yield {k: (v[idx] if torch.is_tensor(v) else [v[i] for i in idx.tolist()]) for k, v in tensors.items()}
+        yield {k: (v[on_device[v.device][start:start + batch_size]] if torch.is_tensor(v)
+                   else [v[i] for i in idx.tolist()]) for k, v in tensors.items()}

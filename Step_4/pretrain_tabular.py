@@ -23,7 +23,7 @@ from core.seed import pick_device, seed_everything
 from Step_3.reader import ShardReader
 from Step_3.tabular import TabularEncoder
 from Step_4.config import TabularModelConfig, TabularPretrainConfig
-from Step_4.embeddings import tensor_batches
+from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import Objective, fit, to_device
 from Step_4.tabular_data import load_tabular_split
 from Step_4.tabular_encoder import ft_config
@@ -51,7 +51,7 @@ def pretrain(cfg: TabularPretrainConfig, model_cfg: TabularModelConfig, reader: 
     """Pretrain on the train split's rows; keeps the encoder of the epoch with the lowest validation loss."""
     tabular = TabularEncoder(reader.meta["tabular"])
     config = ft_config(model_cfg, tabular)
-    train, val = ({k: v for k, v in load_tabular_split(reader, s, tabular).items() if k in KEYS}
+    train, val = (resident({k: v for k, v in load_tabular_split(reader, s, tabular).items() if k in KEYS}, device)
                   for s in ("train", "val"))
     if not len(train["x_num"]) and not len(train["x_cat"]):
         raise PipelineError("the train split has no tabular rows to pretrain on")

@@ -17,7 +17,7 @@ from core import distributed
 from core.seed import seed_everything
 from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_4.config import TrainConfig
-from Step_4.embeddings import extract, tensor_batches
+from Step_4.embeddings import extract, resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
 from Step_4.expert import Expert
 from Step_4.feature_cache import FeatureCache, fingerprint
@@ -80,7 +80,8 @@ def fit_on_tensors(expert: Expert, t: TrainConfig, splits: dict, meta: dict, dev
     """Train a whole expert on the labelled rows of splits['train'] held as tensors (early stopping on
     splits['val'], class weights from the rows it trains on), then extract every split given; returns (id-sorted
     features and logits per split, the fit). The recipe of experts that train end to end on small inputs."""
-    train, val = ({k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in ("train", "val"))
+    train, val = (resident({k: v for k, v in labelled_only(splits[s]).items() if k != "id"}, device)
+                  for s in ("train", "val"))
     counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
     objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=desc)
@@ -177,8 +178,8 @@ def embed_cached(expert: Expert, cfg, ctx: ExpertContext, split: str, cache: Fea
 
 def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
     """Fit the head on cached features; returns the data with this head's logits, and the fit."""
-    train_set, val_set = (labelled_only({"label": data[s]["labels"], "features": data[s]["features"]})
-                          for s in ("train", "val"))
+    train_set, val_set = (resident(labelled_only({"label": data[s]["labels"], "features": data[s]["features"]}),
+                                   ctx.device) for s in ("train", "val"))
     objective = classification(t, class_counts(ctx.meta), lambda: tensor_batches(val_set, 512, shuffle=False),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} head")
     result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} head",

@@ -32,7 +32,7 @@ from core.progress import progress
 from core.seed import pick_device, seed_everything
 from Step_3.reader import ShardReader
 from Step_4.config import TrainConfig
-from Step_4.embeddings import tensor_batches
+from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import classification, fit, labelled_only, predict
 from Step_4.expert import MLPHead
 from Step_4.registry import expert_kind
@@ -124,7 +124,7 @@ def build_model(name: str, dims: FusionDims, fusion: FusionConfig, params_file: 
 def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dict], scored: dict[str, dict],
                     meta: dict, device: str, modality_dropout: float) -> dict:
     """Train on parts['train'], stop on parts['stop']; metrics on each scored set."""
-    train, stop, positive = parts["train"], parts["stop"], meta["positive_index"]
+    train, stop, positive = resident(parts["train"], device), resident(parts["stop"], device), meta["positive_index"]
     counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
     objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
                                positive=positive, device=device, desc="crossval")

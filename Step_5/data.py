@@ -49,19 +49,30 @@ def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) ->
     """Randomly hide present modalities with probability p each; a row never loses all of them."""
     if p <= 0:
         return mask
-    drop = torch.rand(mask.shape, generator=generator) < p
+    return hide_drawn(mask, torch.rand(mask.shape, generator=generator).to(mask.device) < p)
+
+
+def hide_drawn(mask: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    """mask without the modalities `drop` marks, except in rows that would lose every one of them."""
     dropped = mask & ~drop
     empty = ~dropped.any(1)
-    dropped[empty] = mask[empty]
-    return dropped
+    return torch.where(empty[:, None], mask, dropped)
 
 
 def dropout_batches(train: dict, batch_size: int, p: float, seed: int, epoch: int):
-    """Shuffled training batches (seeded per epoch) whose presence mask loses modalities with probability p."""
-    gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+    """Shuffled training batches (seeded per epoch) whose presence mask loses modalities with probability p.
+    The epoch's draws are made at once on the CPU (the same numbers as one draw per batch) and moved to the
+    tensors' device in one copy."""
+    drop = None
+    if p > 0 and "mask" in train:
+        gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+        drop = (torch.rand(train["mask"].shape, generator=gen) < p).to(train["mask"].device)
+    start = 0
     for batch in tensor_batches(train, batch_size, shuffle=True, seed=seed, epoch=epoch):
-        if p > 0 and "mask" in batch:
-            batch["mask"] = drop_modalities(batch["mask"], p, gen)
+        if drop is not None:
+            rows = len(batch["mask"])
+            batch["mask"] = hide_drawn(batch["mask"], drop[start:start + rows])
+            start += rows
         yield batch
 
 

@@ -29,7 +29,7 @@ from Step_2.ocr import OcrConfig
 from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_3.splits import EVALUATED
 from Step_4.config import TrainConfig
-from Step_4.embeddings import tensor_batches
+from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import load_expert, save_expert
 from Step_4.report import headline, split_metrics, summarize, truth_of, write_report
@@ -41,7 +41,7 @@ from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 def train_head(model, data: dict, cfg: FusionConfig, t: TrainConfig, meta: dict, device: str, live,
                method: str) -> FitResult:
     """Fit the fusion head on the cached embeddings of the labelled train rows."""
-    train, val = tensors_of(data["train"]), tensors_of(data["val"])
+    train, val = resident(tensors_of(data["train"]), device), resident(tensors_of(data["val"]), device)
     objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=f"fusion {method}")
     return fit(model, objective, cfg=t, device=device, live=live, desc=f"fusion {method}",

@@ -28,11 +28,38 @@ def jobs_dir() -> Path:
 
 
 def cores() -> int:
-    """The CPUs this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
+    """The CPUs this process may use: its affinity mask (taskset, a container's cpuset), lowered to the cgroup's
+    CPU quota where one is set (`docker --cpus`, a Kubernetes CPU limit): a pool sized to every visible core
+    of a large host would be throttled to the quota and its threads would wait on each other."""
     try:
-        return len(os.sched_getaffinity(0))
+        visible = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        visible = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(visible, quota)) if quota else visible
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> int | None:
+    """CPUs the cgroup's quota allows, rounded up (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` over
+    `cpu.cfs_period_us`); None when there is no quota or no cgroup file to read."""
+    import math
+
+    try:
+        fields = (Path(root) / "cpu.max").read_text().split()
+        quota, period = (fields + ["100000"])[:2]
+    except OSError:
+        try:
+            quota = (Path(root) / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (Path(root) / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        quota_us, period_us = int(quota), int(period)
+    except ValueError:  # "max": no limit
+        return None
+    if quota_us <= 0 or period_us <= 0:  # -1 in cgroup v1: no limit
+        return None
+    return math.ceil(quota_us / period_us)
 
 
 def _alive(pid: int) -> bool:

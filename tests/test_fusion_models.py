@@ -95,3 +95,20 @@ def test_align_is_the_product_of_the_paired_projections():
     first.register_forward_hook(lambda mod, inp, out: captured.update(x=inp[0]))
     model(b)
     torch.testing.assert_close(captured["x"][:, :8], z["text"] * z["vision"])
+
+
+def test_epoch_dropout_draws_are_the_per_batch_draws():
+    """dropout_batches draws an epoch's modality dropout at once (one copy to a GPU): the same masks as
+    drawing per batch, so the CPU's results do not move."""
+    from Step_4.embeddings import tensor_batches
+    from Step_5.data import dropout_batches
+
+    train = batch(203, seed=3)
+    train["mask"][::5, 1] = False
+    got = list(dropout_batches(train, 16, 0.4, seed=2, epoch=1))
+    gen = torch.Generator().manual_seed(2 * 7919 + 1)
+    expected = [drop_modalities(b["mask"], 0.4, gen) for b in tensor_batches(train, 16, shuffle=True, seed=2, epoch=1)]
+    assert len(got) == len(expected) == 13
+    assert all(torch.equal(g["mask"], e) for g, e in zip(got, expected))
+    assert any(not torch.equal(g["mask"], b["mask"])
+               for g, b in zip(got, tensor_batches(train, 16, shuffle=True, seed=2, epoch=1)))

@@ -69,3 +69,25 @@ def test_an_unwritable_jobs_folder_only_costs_the_sharing(tmp_path, monkeypatch,
     monkeypatch.setattr(threads, "_state", {"claimed": None, "checked": 0.0, "threads": None})
     assert threads.claim() == threads.cores()
     assert "not shared" in capsys.readouterr().err and threads._state["claimed"] is None
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "250000 100000\n"}, 3),                                      # cgroup v2, 2.5 CPUs
+    ({"cpu.max": "max 100000\n"}, None),                                      # v2 without a limit
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),   # v1 without a limit
+    ({}, None),                                                               # no cgroup files
+])
+def test_cgroup_cpu_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads.cgroup_cpu_quota(str(tmp_path)) == expected
+
+
+def test_cores_are_capped_by_the_cgroup_quota(monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(64)))
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: 16)
+    assert threads.cores() == 16
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda: None)
+    assert threads.cores() == 64

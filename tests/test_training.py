@@ -184,3 +184,16 @@ def test_weighted_bce_and_focal_alpha_losses():
         loss_weights(cfg, [10, 10, 10], positive=1)
     with pytest.raises(Exception, match="focal_alpha"):
         TrainConfig(loss="focal", focal_alpha=1.5)
+
+
+def test_adamw_is_fused_on_cuda_only_and_training_tensors_stay_put_on_the_cpu(monkeypatch):
+    from Step_4 import embeddings
+    from Step_4.engine import adamw
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert adamw([{"params": params}], TrainConfig(), "cuda").defaults["fused"] is True
+    assert not adamw([{"params": params}], TrainConfig(), "cpu").defaults["fused"]
+    data = separable(10)
+    assert embeddings.resident(data, "cpu") is data
+    monkeypatch.setattr(embeddings, "RESIDENT_BYTES", 0)  # too large for the device: batches are copied per step
+    assert embeddings.resident(data, "cuda") is data
