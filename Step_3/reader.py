@@ -9,12 +9,13 @@ need no listing and steps per epoch are exact for any number of workers.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import multiprocessing
 import tarfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import braceexpand
 import webdataset as wds
@@ -95,17 +96,19 @@ def steps_per_epoch(sizes: list[int], batch_size: int, workers: int) -> int:
     return sum(math.ceil(sum(sizes[w::workers]) / batch_size) for w in range(workers))
 
 
-def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
+def samples_of_this_worker(select_files: Callable[[str], bool] | None = None,
+                           group_of: Callable[[str], str] | None = None):
     """A pipeline stage (tar streams -> samples) for more workers than shards: every worker reads the same stream
     (same shard order: the shard shuffle is seeded alike in every worker) and keeps the samples at positions
     w, w+W, ... of it. The members of the other workers' samples are skipped unread, so W workers do not each
-    copy and group every sample. select_files: which members of a kept sample to read (None: all)."""
+    copy and group every sample. select_files: which members of a kept sample to read (None: all). group_of:
+    shard url -> its group (e.g. split); positions count from 0 again where the group changes."""
     def stage(streams):
         import torch
 
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        state = {"key": None, "position": -1}  # positions count from 0 on every pass (epoch)
+        state = {"key": None, "position": -1, "group": None}  # positions count from 0 on every pass (epoch)
 
         def mine(name: str) -> bool:
             key = (split_name(name) or (name,))[0]
@@ -113,7 +116,14 @@ def samples_of_this_worker(select_files: Callable[[str], bool] | None = None):
                 state["key"], state["position"] = key, state["position"] + 1
             return state["position"] % workers == worker and (select_files is None or select_files(name))
 
-        yield from tar_samples(select_files=mine)(streams)
+        def restarting(shards):
+            for shard in shards:  # the previous shard's samples are all out when the next shard is asked for
+                group = group_of(shard["url"]) if group_of is not None else None
+                if group != state["group"]:
+                    state.update(group=group, key=None, position=-1)
+                yield shard
+
+        yield from tar_samples(select_files=mine)(restarting(streams))
 
     return stage
 
@@ -284,6 +294,87 @@ class SplitLoader:
         return self.steps
 
 
+class PooledLoader:
+    """Several splits in one unshuffled pass by one pool of workers (feature extraction): the workers start
+    once, not once per split. Yields (split, batch) pairs, splits in any order; a batch never mixes splits.
+    Without workers the batches are exactly those of one SplitLoader per split, split after split.
+
+    The workers divide the shards of every split together as SplitLoader's divide one split's: shards w, w+W,
+    ... each, or with more workers than shards, every worker reads every shard and keeps the samples at
+    positions w, w+W, ... of each split. `select` and `order_by` work as in SplitLoader; sorted runs stay
+    within a split.
+    """
+
+    def __init__(self, parts: list[tuple[str, list[str], list[int]]], *, transform: Callable[[dict], Any],
+                 collate: Callable, batch_size: int, num_workers: int = 0, decode_images: bool = True,
+                 decode_series: bool = True, pin_memory: bool = False, select: Callable[[dict], bool] | None = None,
+                 order_by: Callable[[list], list[float]] | None = None, order_buffer: int = 4096):
+        import torch
+
+        urls = [url for _, split_urls, _ in parts for url in split_urls]
+        if not urls:
+            raise PipelineError("no shards to read")
+        split_of = {url: split for split, split_urls, _ in parts for url in split_urls}
+        self.workers = num_workers
+        wanted = members_to_read(decode_images, decode_series, False)
+        stages = [wds.SimpleShardList(urls)]
+        if num_workers > len(urls):
+            stages.append(samples_of_this_worker(wanted, group_of=split_of.__getitem__))
+        else:
+            stages += [wds.split_by_worker, tar_samples(select_files=wanted)]
+        if select is not None:
+            stages.append(wds.select(select))
+        decode = decode_sample if decode_images else decode_without_image
+        stages += [wds.map(lambda sample: (split_of[sample["__url__"]], transform(decode(sample)))),
+                   batches_per_split(batch_size, collate, order_by, order_buffer)]
+        context = "fork" if self.workers and "fork" in multiprocessing.get_all_start_methods() else None
+        self.loader = torch.utils.data.DataLoader(
+            wds.DataPipeline(*stages), batch_size=None, num_workers=self.workers, multiprocessing_context=context,
+            prefetch_factor=4 if self.workers else None, pin_memory=pin_memory)
+        self.steps = pooled_steps([sizes for _, _, sizes in parts], batch_size, self.workers)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return self.steps
+
+
+def batches_per_split(batch_size: int, collate: Callable, order_by: Callable[[list], list[float]] | None = None,
+                      order_buffer: int = 4096) -> Callable[[Iterator[tuple[str, Any]]], Iterator[tuple[str, Any]]]:
+    """A pipeline stage: (split, row) pairs -> (split, batch) pairs. Each run of one split's rows is batched on
+    its own (its last batch partial), after sorting it in buffers by `order_by` when given."""
+    def stage(pairs):
+        for split, run in itertools.groupby(pairs, key=lambda pair: pair[0]):
+            rows = (row for _, row in run)
+            if order_by is not None:
+                rows = sorted_in_buffers(order_by, order_buffer)(rows)
+            batch = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == batch_size:
+                    yield split, collate(batch)
+                    batch = []
+            if batch:
+                yield split, collate(batch)
+
+    return stage
+
+
+def pooled_steps(split_sizes: list[list[int]], batch_size: int, workers: int) -> int:
+    """Batches in a PooledLoader pass over splits with these shard sizes (each split's list in order)."""
+    flat = [(split, size) for split, sizes in enumerate(split_sizes) for size in sizes]
+    if workers > len(flat) or workers == 0:  # per split, as one SplitLoader of that split would batch it
+        return sum(steps_per_epoch(sizes, batch_size, workers) for sizes in split_sizes if sizes)
+    steps = 0
+    for worker in range(workers):  # shards worker, worker + W, ...: a run per split it holds shards of
+        rows: dict[int, int] = {}
+        for split, size in flat[worker::workers]:
+            rows[split] = rows.get(split, 0) + size
+        steps += sum(math.ceil(n / batch_size) for n in rows.values())
+    return steps
+
+
 def sorted_in_buffers(keys: Callable[[list[dict]], list[float]], size: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
     """A pipeline stage that sorts each run of `size` samples by their keys (`keys` maps a run to one key per
     sample, e.g. token counts from one batched tokenizer call): batches of texts of alike length pad little.
@@ -329,3 +420,12 @@ class ShardReader:
         return SplitLoader(urls, shard_sizes(urls, self.meta, split), transform=transform, collate=collate,
                            batch_size=batch_size, shuffle=shuffle, seed=seed, num_workers=num_workers,
                            decode_images=decode_images, pin_memory=str(device).startswith("cuda"), **options)
+
+    def pooled_loader(self, splits: list[str], *, transform: Callable[[dict], Any], collate: Callable,
+                      batch_size: int, num_workers: int = 0, decode_images: bool = True, device: str = "cpu",
+                      **options) -> PooledLoader:
+        """One unshuffled pass over several splits by one pool of workers, yielding (split, batch)."""
+        parts = [(split, urls, shard_sizes(urls, self.meta, split)) for split in splits for urls in [self.urls(split)]]
+        return PooledLoader(parts, transform=transform, collate=collate, batch_size=batch_size,
+                            num_workers=num_workers, decode_images=decode_images,
+                            pin_memory=str(device).startswith("cuda"), **options)

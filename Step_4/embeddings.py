@@ -23,44 +23,64 @@ from Step_4.engine import to_device
 
 @torch.no_grad()
 def extract(expert, batches: Iterable[dict], device: str, total: int | None = None, desc: str = "embed") -> dict:
-    """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags.
-    On a GPU the outputs come back to the host without waiting for the device per batch (one wait at the end)."""
+    """Run the expert once over batches; returns id-sorted features, logits, labels, presence flags."""
+    return extract_by_split(expert, ((None, batch) for batch in batches), device, [None], total, desc)[None]
+
+
+@torch.no_grad()
+def extract_by_split(expert, split_batches: Iterable[tuple], device: str, splits: list, total: int | None = None,
+                     desc: str = "embed") -> dict:
+    """`extract` over (split, batch) pairs in any order: {split: its outputs} for every split named (empty ones
+    too), each with the pass's rate. On a GPU the outputs come back to the host without waiting for the
+    device per batch (one wait at the end)."""
     expert.eval().to(device)
-    ids, feats, logits, labels, truth, present, depth = [], [], [], [], [], [], []
+    found = {split: Collected() for split in splits}
     started, count = time.perf_counter(), 0
-    for batch in progress(batches, total=total, desc=desc, unit="batch", leave=False):
+    for split, batch in progress(split_batches, total=total, desc=desc, unit="batch", leave=False):
         threads.refresh()
-        labels.append(batch["label"].cpu())
-        truth.append(batch["true_label"].cpu())
-        present.append(batch[f"{expert.modality}_present"].cpu())
+        out = found[split]
+        out.labels.append(batch["label"].cpu())
+        out.truth.append(batch["true_label"].cpu())
+        out.present.append(batch[f"{expert.modality}_present"].cpu())
         batch = to_device(batch, device)
         f = expert.forward_features(batch) if "features" not in batch else batch["features"]
-        feats.append(to_host(f.float()))
-        logits.append(to_host(expert.forward_head(f).float()))
+        out.features.append(to_host(f.float()))
+        out.logits.append(to_host(expert.forward_head(f).float()))
         if getattr(expert.encoder, "layers_used", None) is not None:  # an encoder that halts early (DACT)
-            depth.append(to_host(expert.encoder.layers_used))
-        ids += list(batch["id"])
+            out.depth.append(to_host(expert.encoder.layers_used))
+        out.ids += list(batch["id"])
         count += len(batch["id"])
     if str(device).startswith("cuda"):
         torch.cuda.synchronize(device)  # the copies to the host are done
     seconds = time.perf_counter() - started
-    if not ids:  # nothing selected (e.g. a rank's empty share): empty tensors of the right widths
-        classes = expert.head_config["n_classes"]
-        empty = {"ids": [], "features": torch.zeros(0, expert.out_dim), "logits": torch.zeros(0, classes),
-                 "labels": torch.zeros(0, dtype=torch.long), "true_labels": torch.zeros(0, dtype=torch.long),
-                 "present": torch.zeros(0, dtype=torch.bool), "samples_per_s": 0.0}
-        if hasattr(expert.encoder, "layers_used"):
-            empty["layers_used"] = torch.zeros(0, dtype=torch.long)
-        return empty
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    index = torch.tensor(order, dtype=torch.long)
-    data = {"ids": [ids[i] for i in order], "features": torch.cat(feats)[index], "logits": torch.cat(logits)[index],
-            "labels": torch.cat(labels)[index], "true_labels": torch.cat(truth)[index],
-            "present": torch.cat(present)[index].bool()}
-    if depth:
-        data["layers_used"] = torch.cat(depth)[index]
-    data["samples_per_s"] = round(count / seconds, 1) if seconds > 0 else 0.0
-    return data
+    rate = round(count / seconds, 1) if seconds > 0 else 0.0
+    return {split: out.result(expert, rate) for split, out in found.items()}
+
+
+class Collected:
+    """One split's outputs batch by batch, as `extract` returns them once id-sorted."""
+
+    def __init__(self):
+        self.ids, self.features, self.logits, self.labels, self.truth, self.present, self.depth = ([] for _ in range(7))
+
+    def result(self, expert, rate: float) -> dict:
+        if not self.ids:  # nothing selected (e.g. a rank's empty share): empty tensors of the right widths
+            classes = expert.head_config["n_classes"]
+            empty = {"ids": [], "features": torch.zeros(0, expert.out_dim), "logits": torch.zeros(0, classes),
+                     "labels": torch.zeros(0, dtype=torch.long), "true_labels": torch.zeros(0, dtype=torch.long),
+                     "present": torch.zeros(0, dtype=torch.bool), "samples_per_s": 0.0}
+            if hasattr(expert.encoder, "layers_used"):
+                empty["layers_used"] = torch.zeros(0, dtype=torch.long)
+            return empty
+        order = sorted(range(len(self.ids)), key=self.ids.__getitem__)
+        index = torch.tensor(order, dtype=torch.long)
+        data = {"ids": [self.ids[i] for i in order], "features": torch.cat(self.features)[index],
+                "logits": torch.cat(self.logits)[index], "labels": torch.cat(self.labels)[index],
+                "true_labels": torch.cat(self.truth)[index], "present": torch.cat(self.present)[index].bool()}
+        if self.depth:
+            data["layers_used"] = torch.cat(self.depth)[index]
+        data["samples_per_s"] = rate
+        return data
 
 
 def to_host(tensor: torch.Tensor) -> torch.Tensor:

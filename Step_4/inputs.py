@@ -43,6 +43,18 @@ def shard_batches(reader, encoders: dict[str, torch.nn.Module], split: str, *, t
                          decode_series=any(getattr(e, "reads_series", False) for e in encoders.values()), **options)
 
 
+def pooled_batches(reader, encoders: dict[str, torch.nn.Module], splits: list[str], *, batch_size: int,
+                   num_workers: int = 0, device: str = "cpu", **options):
+    """One unshuffled pass over several splits by one pool of loader workers, yielding (split, batch) with the
+    inputs of the given encoders; options go to ShardReader.pooled_loader (e.g. select, order_by)."""
+    transform, collate = expert_inputs(encoders, train=False, meta=reader.meta)
+    return reader.pooled_loader(splits, transform=transform, collate=collate, batch_size=batch_size,
+                                num_workers=num_workers, device=device,
+                                decode_images=any(getattr(e, "reads_images", False) for e in encoders.values()),
+                                decode_series=any(getattr(e, "reads_series", False) for e in encoders.values()),
+                                **options)
+
+
 def presence_mask(batch: dict, modalities: list[str]) -> torch.Tensor:
     """(B, M) bool: True where the modality is present, in the given order."""
     return torch.stack([batch[f"{m}_present"].bool() for m in modalities], dim=1)

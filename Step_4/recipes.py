@@ -17,11 +17,11 @@ from core import distributed
 from core.seed import seed_everything
 from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_4.config import TrainConfig
-from Step_4.embeddings import extract, resident, tensor_batches
+from Step_4.embeddings import extract, extract_by_split, resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
 from Step_4.expert import Expert
 from Step_4.feature_cache import FeatureCache, fingerprint
-from Step_4.inputs import shard_batches
+from Step_4.inputs import pooled_batches, shard_batches
 from Step_4 import runtime
 from Step_4.registry import create_expert
 from Step_4.report import softmax
@@ -94,8 +94,15 @@ def fit_on_tensors(expert: Expert, t: TrainConfig, splits: dict, meta: dict, dev
 
 
 def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=None, total: int | None = None) -> dict:
-    """`extract` over one split (the samples `select` accepts). Under several processes each rank encodes its
-    share of the samples (by a hash of the sample id) and the shares are gathered and merged, id-sorted."""
+    """`extract` over one split (the samples `select` accepts); see extract_splits."""
+    return extract_splits(expert, cfg, ctx, [split], select, total)[split]
+
+
+def extract_splits(expert: Expert, cfg, ctx: ExpertContext, splits: list[str], select=None,
+                   total: int | None = None) -> dict[str, dict]:
+    """`extract` over several splits in one pass of one pool of loader workers (they start once, not once per
+    split): {split: outputs}. Under several processes each rank encodes its share of the samples (by a hash of
+    the sample id) and the shares are gathered and merged, id-sorted."""
     if distributed.active():
         rank, world, keep = distributed.rank(), distributed.world_size(), select
         select = lambda raw: owner(raw["__key__"], world) == rank and (keep is None or keep(raw))  # noqa: E731
@@ -105,12 +112,15 @@ def extract_split(expert: Expert, cfg, ctx: ExpertContext, split: str, select=No
     order = getattr(expert.encoder, "batch_order", None)
     if order is not None and not str(ctx.device).startswith("cuda"):
         options["order_by"] = lambda rows: order([row[expert.modality] for row in rows])
-    loader = shard_batches(ctx.reader, {expert.modality: expert.encoder}, split, train=False,
-                           batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device, **options)
+    loader = pooled_batches(ctx.reader, {expert.modality: expert.encoder}, splits, batch_size=cfg.embed_batch_size,
+                            num_workers=cfg.num_workers, device=ctx.device, **options)
     with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, ctx.device):
-        data = extract(expert, loader, ctx.device, total=total or len(loader),
-                       desc=f"{expert.modality} features {split}")
-    return merge_extracted(distributed.gather(data)) if distributed.active() else data
+        data = extract_by_split(expert, loader, ctx.device, splits, total=total or len(loader),
+                                desc=f"{expert.modality} features {' '.join(splits)}")
+    if distributed.active():
+        parts = distributed.gather(data)
+        data = {split: merge_extracted([part[split] for part in parts]) for split in splits}
+    return data
 
 
 def owner(sample_id: str, world: int) -> int:
@@ -132,16 +142,12 @@ def merge_extracted(parts: list[dict]) -> dict:
 
 
 def embed_splits(expert: Expert, cfg, ctx: ExpertContext, cache: FeatureCache | None = None) -> dict:
-    """Features and logits of every split, in one pass each; with a cache, only samples not in it are encoded."""
-    data = {}
+    """Features and logits of every split, in one pass; with a cache, only samples not in it are encoded."""
     with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, ctx.device):  # exported once for every split
-        for split in ctx.splits:
-            if cache is None:
-                data[split] = extract_split(expert, cfg, ctx, split)
-            else:
-                data[split] = embed_cached(expert, cfg, ctx, split, cache)
-    if cache is not None:
-        cache.save()
+        if cache is None:
+            return extract_splits(expert, cfg, ctx, ctx.splits)
+        data = embed_cached(expert, cfg, ctx, ctx.splits, cache)
+    cache.save()
     return data
 
 
@@ -155,25 +161,34 @@ def content_index(encoder, reader: ShardReader, split: str) -> list[tuple[str, s
     return sorted(index)
 
 
-def embed_cached(expert: Expert, cfg, ctx: ExpertContext, split: str, cache: FeatureCache) -> dict:
-    """One split's features from the cache by content key; the encoder runs only on the samples missing there."""
-    index = content_index(expert.encoder, ctx.reader, split)
-    key_of = {sample_id: key for sample_id, key, _, _ in index}
-    missing = {sample_id for sample_id, key, _, _ in index if key not in cache}
-    rate = 0.0
-    if missing:
-        fresh = extract_split(expert, cfg, ctx, split, select=lambda raw: raw["__key__"] in missing,
-                              total=math.ceil(len(missing) / cfg.embed_batch_size))
-        cache.add([key_of[i] for i in fresh["ids"]], fresh["features"], fresh["present"])
-        rate = fresh["samples_per_s"]
-    ids, keys, labels, truth = (list(column) for column in zip(*index))
-    features, present = cache.get(keys)
-    with torch.no_grad():
-        expert.eval().to(ctx.device)
-        logits = torch.cat([expert.forward_head(chunk.to(ctx.device)).float().cpu()
-                            for chunk in features.split(cfg.embed_batch_size)])
-    return {"ids": ids, "features": features, "logits": logits, "labels": torch.tensor(labels),
-            "true_labels": torch.tensor(truth), "present": present, "samples_per_s": rate, "embedded": len(missing)}
+def embed_cached(expert: Expert, cfg, ctx: ExpertContext, splits: list[str], cache: FeatureCache) -> dict:
+    """Each split's features from the cache by content key; the encoder runs, in one pass over the splits, only
+    on the samples missing there."""
+    index = {split: content_index(expert.encoder, ctx.reader, split) for split in splits}
+    key_of = {split: {sample_id: key for sample_id, key, _, _ in rows} for split, rows in index.items()}
+    missing = {split: {sample_id for sample_id, key, _, _ in rows if key not in cache} for split, rows in index.items()}
+    todo = [split for split in splits if missing[split]]
+    fresh = {}
+    if todo:
+        split_of = {url: split for split in todo for url in ctx.reader.urls(split)}
+        fresh = extract_splits(expert, cfg, ctx, todo,
+                               select=lambda raw: raw["__key__"] in missing[split_of[raw["__url__"]]],
+                               total=sum(math.ceil(len(missing[split]) / cfg.embed_batch_size) for split in todo))
+        for split in todo:
+            new = fresh[split]
+            cache.add([key_of[split][i] for i in new["ids"]], new["features"], new["present"])
+    data = {}
+    for split in splits:
+        ids, keys, labels, truth = (list(column) for column in zip(*index[split]))
+        features, present = cache.get(keys)
+        with torch.no_grad():
+            expert.eval().to(ctx.device)
+            logits = torch.cat([expert.forward_head(chunk.to(ctx.device)).float().cpu()
+                                for chunk in features.split(cfg.embed_batch_size)])
+        data[split] = {"ids": ids, "features": features, "logits": logits, "labels": torch.tensor(labels),
+                       "true_labels": torch.tensor(truth), "present": present, "embedded": len(missing[split]),
+                       "samples_per_s": fresh[split]["samples_per_s"] if split in fresh else 0.0}
+    return data
 
 
 def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:

@@ -365,7 +365,7 @@ def bench_encoders(data: dict, results: dict) -> None:
     from Step_4.config import TextExpertConfig, VisionExpertConfig
     from Step_4.embeddings import extract
     from Step_4.inputs import shard_batches
-    from Step_4.recipes import ExpertContext, extract_split
+    from Step_4.recipes import ExpertContext, extract_splits
     from Step_4.registry import create_expert
 
     shards = ROOT / "data" / "shards"
@@ -392,7 +392,8 @@ def bench_encoders(data: dict, results: dict) -> None:
 
         def now():
             with runtime.inference(expert.encoder, cfg.runtime, cfg.precision, device):  # compiled once, as in the stage
-                return torch.cat([extract_split(expert, cfg, ctx, split)["features"] for split in ENCODER_SPLITS])
+                data = extract_splits(expert, cfg, ctx, ENCODER_SPLITS)  # one pass, one worker pool, as in the stage
+                return torch.cat([data[split]["features"] for split in ENCODER_SPLITS])
 
         old, t_old = _timed(before)
         new, t_new = _timed(now)
@@ -459,7 +460,7 @@ def bench_runtimes(data: dict, results: dict) -> None:
     from core.params import section
     from Step_4 import runtime
     from Step_4.config import TextExpertConfig, VisionExpertConfig
-    from Step_4.recipes import ExpertContext, extract_split
+    from Step_4.recipes import ExpertContext, extract_splits
     from Step_4.registry import create_expert
 
     shards = ROOT / "data" / "shards"
@@ -478,7 +479,8 @@ def bench_runtimes(data: dict, results: dict) -> None:
 
             def embed():
                 with runtime.inference(expert.encoder, run.runtime, run.precision, "cpu"):
-                    return torch.cat([extract_split(expert, run, ctx, split)["features"] for split in ctx.splits])
+                    data = extract_splits(expert, run, ctx, ctx.splits)
+                    return torch.cat([data[split]["features"] for split in ctx.splits])
 
             features, seconds = _timed(embed)
             reference = features if reference is None else reference

@@ -76,6 +76,24 @@ def test_second_run_embeds_nothing_and_one_new_meme_embeds_one(tiny_pipeline, tm
         assert torch.equal(grown[split]["true_labels"], plain[split]["true_labels"])
 
 
+def test_one_pool_of_workers_over_every_split_gives_the_features_of_no_workers(tiny_pipeline, tmp_path,
+                                                                             vision_expert):
+    """Every split is embedded in one pass of one worker pool (workers start once): each split gets its own
+    samples and the same features as the pass without workers, cached or not."""
+    ctx = ExpertContext(reader=write_shard_set(tiny_pipeline, tmp_path / "shards"), device="cpu")
+    alone = embed_splits(vision_expert, CFG, ctx)
+    pooled = embed_splits(vision_expert, SimpleNamespace(**{**vars(CFG), "num_workers": 3}), ctx)
+    cache = FeatureCache(tmp_path / "cache", fingerprint(vision_expert.encoder))
+    cached = embed_splits(vision_expert, SimpleNamespace(**{**vars(CFG), "num_workers": 3}), ctx, cache)
+    assert set(alone) == set(pooled) == set(cached) == set(ctx.splits) and len(ctx.splits) >= 3
+    for split in alone:
+        assert pooled[split]["ids"] == cached[split]["ids"] == alone[split]["ids"]
+        assert cached[split]["embedded"] == len(alone[split]["ids"])
+        for got in (pooled[split], cached[split]):
+            torch.testing.assert_close(got["features"], alone[split]["features"], atol=1e-5, rtol=1e-5)
+            assert torch.equal(got["labels"], alone[split]["labels"])
+
+
 def test_another_encoder_or_weights_never_reads_stale_features(tmp_path):
     torch.manual_seed(0)
     encoder = VisionEncoder(weights="none")

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from core.errors import PipelineError
-from Step_3.reader import ShardReader, decode_image, read_meta, shard_urls, steps_per_epoch
+from Step_3.reader import ShardReader, decode_image, pooled_steps, read_meta, shard_urls, steps_per_epoch
 from Step_3.shard import shard_pattern, write_shards
 
 
@@ -67,6 +67,43 @@ def test_partial_batches_of_each_worker_are_counted():
     assert steps_per_epoch([5, 5, 5], batch_size=4, workers=2) == 5  # worker 0: 10 -> 3, worker 1: 5 -> 2
     assert steps_per_epoch([5, 5, 5], batch_size=4, workers=4) == 4  # within shards: 4, 4, 4, 3 samples -> 1 each
     assert steps_per_epoch([5, 5, 5], batch_size=2, workers=4) == 8  # 4, 4, 4, 3 samples -> 2 each
+
+
+def test_one_pool_over_splits_gives_each_splits_batches_without_workers(shards):
+    """Without workers, one pooled pass yields exactly the batches of one loader per split, split after split
+    (sorted runs included): features from it are the per-split ones."""
+    out, sizes = shards
+    reader, splits = ShardReader(out), sorted(sizes)
+    order_by = lambda rows: [sum(map(ord, r)) % 3 for r in rows]  # noqa: E731 - any key that reorders
+    options = dict(transform=lambda s: s["id"], collate=list, batch_size=3, decode_images=False,
+                   order_by=order_by, order_buffer=5)
+    pooled = [(split, batch) for split, batch in reader.pooled_loader(splits, **options)]
+    per_split = [(split, batch) for split in splits for batch in reader.loader(split, **options)]
+    assert pooled == per_split and len(reader.pooled_loader(splits, **options)) == len(per_split)
+    in_shard_order = [(split, batch) for split in splits
+                      for batch in reader.loader(split, **{**options, "order_by": None})]
+    assert pooled != in_shard_order  # the key did reorder, within each split
+
+
+@pytest.mark.parametrize("workers", [2, "more than shards"])
+def test_one_pool_over_splits_with_workers_never_mixes_splits(shards, workers):
+    out, sizes = shards
+    reader, splits = ShardReader(out), sorted(sizes)
+    workers = sum(len(n) for n in sizes.values()) + 1 if workers == "more than shards" else workers
+    loader = reader.pooled_loader(splits, transform=lambda s: s["id"], collate=list, batch_size=2,
+                                  num_workers=workers, decode_images=False)
+    batches = list(loader)
+    assert len(batches) == len(loader) == pooled_steps([sizes[s] for s in splits], 2, workers)
+    for split in splits:
+        got = sorted(i for s, batch in batches if s == split for i in batch)
+        assert got == sorted(x["id"] for x in reader.samples(split, False))
+    assert sum(len(b) for _, b in batches) == sum(sum(n) for n in sizes.values())
+
+
+def test_pooled_steps_count_each_workers_runs_per_split():
+    assert pooled_steps([[5, 5], [3]], batch_size=4, workers=0) == 3 + 1
+    assert pooled_steps([[5, 5], [3]], batch_size=4, workers=2) == 2 + 1 + 2  # worker 0: 5 + 3 rows, worker 1: 5
+    assert pooled_steps([[5, 5], [3]], batch_size=4, workers=4) == (1 + 1 + 1 + 1) + 3  # within shards, per split
 
 
 def test_missing_meta_is_a_clear_error(tmp_path):
