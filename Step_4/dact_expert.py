@@ -33,7 +33,7 @@ from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, labelled_only, to_device
 from Step_4.expert import Expert, MLPHead
 from Step_4.feature_cache import FeatureCache, fingerprint
-from Step_4.inputs import shard_batches
+from Step_4.inputs import pooled_batches
 from Step_4.metrics import classification_metrics
 from Step_4.text_encoder import TextEncoder, find_layers
 
@@ -165,28 +165,31 @@ class Probe(nn.Module):
 
 def layer_states(encoder: DactTextEncoder, cfg: TextExpertConfig, ctx, cache: FeatureCache | None = None) -> dict:
     """{split: ids, states (N, layers, D), labels, true_labels}: every layer's pooled state, id-sorted. With a cache
-    (frozen backbone) only texts not seen before run through the encoder."""
-    out = {}
+    (frozen backbone) only texts not seen before run through the encoder, in one pass over the splits."""
     from Step_4.recipes import content_index
 
     encoder.eval().to(ctx.device)
+    index = {split: content_index(encoder, ctx.reader, split) for split in ctx.splits}
+    store = cache if cache is not None else MemoryStore()
+    key_of = {split: {i: k for i, k, _, _ in rows} for split, rows in index.items()}
+    missing = {split: {i for i, k, _, _ in rows if k not in store} for split, rows in index.items()}
+    todo = [split for split in ctx.splits if missing[split]]
+    if todo:
+        split_of = {url: split for split in todo for url in ctx.reader.urls(split)}
+        loader = pooled_batches(ctx.reader, {"text": encoder}, todo, batch_size=cfg.embed_batch_size,
+                                num_workers=cfg.num_workers, device=ctx.device,
+                                select=lambda raw: raw["__key__"] in missing[split_of[raw["__url__"]]])
+        with torch.no_grad():
+            for split, batch in progress(loader, total=sum(math.ceil(len(missing[s]) / cfg.embed_batch_size)
+                                                           for s in todo),
+                                         desc="text layer states", unit="batch", leave=False):
+                batch = to_device(batch, ctx.device)
+                states = encoder.run(batch, halting="none", keep_states=True).states.float().cpu()
+                store.add([key_of[split][i] for i in batch["id"]], states.flatten(1),
+                          torch.ones(len(states), dtype=torch.bool))
+    out = {}
     for split in ctx.splits:
-        index = content_index(encoder, ctx.reader, split)
-        store = cache if cache is not None else MemoryStore()
-        key_of = {i: k for i, k, _, _ in index}
-        missing = {i for i, k, _, _ in index if k not in store}
-        if missing:
-            loader = shard_batches(ctx.reader, {"text": encoder}, split, train=False, batch_size=cfg.embed_batch_size,
-                                   num_workers=cfg.num_workers, device=ctx.device,
-                                   select=lambda raw: raw["__key__"] in missing)
-            with torch.no_grad():
-                for batch in progress(loader, total=math.ceil(len(missing) / cfg.embed_batch_size),
-                                      desc=f"text layer states {split}", unit="batch", leave=False):
-                    batch = to_device(batch, ctx.device)
-                    states = encoder.run(batch, halting="none", keep_states=True).states.float().cpu()
-                    store.add([key_of[i] for i in batch["id"]], states.flatten(1),
-                              torch.ones(len(states), dtype=torch.bool))
-        ids, keys, labels, truth = (list(c) for c in zip(*index))
+        ids, keys, labels, truth = (list(c) for c in zip(*index[split]))
         flat, _ = store.get(keys)
         out[split] = {"ids": ids, "states": flat.view(len(ids), encoder.n_layers, encoder.pooled_dim),
                       "labels": torch.tensor(labels), "true_labels": torch.tensor(truth)}
