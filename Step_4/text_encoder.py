@@ -165,7 +165,13 @@ class TextEncoder(nn.Module):
                 "layer_path": self.layer_path, "projection": self.projection}
 
     def save_files(self, folder: str | Path) -> None:
-        """Tokenizer and architecture config (no weights) so the encoder rebuilds offline."""
+        """Tokenizer and architecture config (no weights) so the encoder rebuilds offline. The fast tokenizer
+        would save the truncation and padding of its last call (tokenize() passes them on every call), so the
+        files would depend on what ran before (e.g. features read from a cache or encoded): saved without."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            backend.no_truncation()
+            backend.no_padding()
         self.tokenizer.save_pretrained(folder)
         self.backbone.config.save_pretrained(folder)
 

@@ -60,3 +60,20 @@ def test_text_expert_forward_backward(minilm):
     assert top.grad is not None and torch.isfinite(top.grad).all()
     assert minilm.backbone.encoder.layer[0].output.dense.weight.grad is None
     minilm.freeze(0)
+
+
+def test_saved_tokenizer_files_do_not_depend_on_earlier_calls(tmp_path):
+    """The fast tokenizer keeps the truncation and padding of its last call; the saved files must not, or a run
+    whose features came from the cache would save other bytes than one that encoded them."""
+    fresh = TextEncoder(model="bundled:all-minilm-l6-v2", pooling="mean", max_length=24)
+    fresh.save_files(tmp_path / "fresh")
+    used = TextEncoder(model="bundled:all-minilm-l6-v2", pooling="mean", max_length=24)
+    used.tokenize(["a caption long enough to be padded against", "short"])
+    used.batch_order(["another text"])
+    used.tokenize(["and once more"])
+    used.save_files(tmp_path / "used")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "used" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+    reloaded = TextEncoder(model=str(tmp_path / "used"), pooling="mean", max_length=24, pretrained=False)
+    assert torch.equal(reloaded.tokenize(["short", "a longer text here"])["input_ids"],
+                       used.tokenize(["short", "a longer text here"])["input_ids"])
