@@ -218,8 +218,6 @@ class SplitLoader:
                  decode_images: bool = True, decode_series: bool = True, raw: bool = False,
                  pin_memory: bool = False, select: Callable[[dict], bool] | None = None,
                  order_by: Callable[[list[dict]], list[float]] | None = None, order_buffer: int = 4096):
-        import torch
-
         from core import distributed
 
         if not urls:
@@ -251,11 +249,7 @@ class SplitLoader:
         if order_by is not None and not shuffle:
             stages.append(sorted_in_buffers(order_by, order_buffer))
         stages.append(wds.batched(batch_size, collation_fn=collate, partial=True))
-        # transforms are closures: fork them into workers (spawn would have to pickle them)
-        context = "fork" if self.workers and "fork" in multiprocessing.get_all_start_methods() else None
-        self.loader = torch.utils.data.DataLoader(
-            wds.DataPipeline(*stages), batch_size=None, num_workers=self.workers, multiprocessing_context=context,
-            persistent_workers=self.workers > 0, prefetch_factor=4 if self.workers else None, pin_memory=pin_memory)
+        self.loader = worker_loader(wds.DataPipeline(*stages), self.workers, pin_memory, persistent=True)
         self.steps = steps_per_epoch(sizes, batch_size, self.workers)
 
     def _init_per_rank(self, urls, sizes, *, transform, collate, batch_size, seed, num_workers, shuffle_buffer,
@@ -263,8 +257,6 @@ class SplitLoader:
         """Rank r of N: shards drawn with replacement (seeded by seed, rank and worker: ResampledShards), its
         workers each yield an equal part of the epoch (with_epoch), batches of batch_size / N rows. An epoch has
         as many steps on every rank as the one-process epoch, so DistributedDataParallel stays in step."""
-        import torch
-
         from core import distributed
 
         world = distributed.world_size()
@@ -281,10 +273,7 @@ class SplitLoader:
         stages += [wds.map(transform), wds.batched(local, collation_fn=collate, partial=False)]
         per_worker = math.ceil(steps / max(1, num_workers))
         pipeline = wds.DataPipeline(*stages).with_epoch(per_worker)
-        context = "fork" if num_workers and "fork" in multiprocessing.get_all_start_methods() else None
-        self.loader = torch.utils.data.DataLoader(
-            pipeline, batch_size=None, num_workers=num_workers, multiprocessing_context=context,
-            persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None, pin_memory=pin_memory)
+        self.loader = worker_loader(pipeline, num_workers, pin_memory, persistent=True)
         self.steps = per_worker * max(1, num_workers)
 
     def __iter__(self):
@@ -309,8 +298,6 @@ class PooledLoader:
                  collate: Callable, batch_size: int, num_workers: int = 0, decode_images: bool = True,
                  decode_series: bool = True, pin_memory: bool = False, select: Callable[[dict], bool] | None = None,
                  order_by: Callable[[list], list[float]] | None = None, order_buffer: int = 4096):
-        import torch
-
         urls = [url for _, split_urls, _ in parts for url in split_urls]
         if not urls:
             raise PipelineError("no shards to read")
@@ -327,10 +314,7 @@ class PooledLoader:
         decode = decode_sample if decode_images else decode_without_image
         stages += [wds.map(lambda sample: (split_of[sample["__url__"]], transform(decode(sample)))),
                    batches_per_split(batch_size, collate, order_by, order_buffer)]
-        context = "fork" if self.workers and "fork" in multiprocessing.get_all_start_methods() else None
-        self.loader = torch.utils.data.DataLoader(
-            wds.DataPipeline(*stages), batch_size=None, num_workers=self.workers, multiprocessing_context=context,
-            prefetch_factor=4 if self.workers else None, pin_memory=pin_memory)
+        self.loader = worker_loader(wds.DataPipeline(*stages), self.workers, pin_memory, persistent=False)
         self.steps = pooled_steps([sizes for _, _, sizes in parts], batch_size, self.workers)
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
@@ -338,6 +322,17 @@ class PooledLoader:
 
     def __len__(self) -> int:
         return self.steps
+
+
+def worker_loader(pipeline, workers: int, pin_memory: bool, persistent: bool):
+    """A DataLoader over a pipeline that batches itself, in `workers` forked processes (the pipeline's transforms
+    are closures: spawn would have to pickle them); persistent: the workers serve every epoch."""
+    import torch
+
+    context = "fork" if workers and "fork" in multiprocessing.get_all_start_methods() else None
+    return torch.utils.data.DataLoader(pipeline, batch_size=None, num_workers=workers, multiprocessing_context=context,
+                                       persistent_workers=persistent and workers > 0,
+                                       prefetch_factor=4 if workers else None, pin_memory=pin_memory)
 
 
 def batches_per_split(batch_size: int, collate: Callable, order_by: Callable[[list], list[float]] | None = None,

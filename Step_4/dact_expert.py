@@ -166,30 +166,25 @@ class Probe(nn.Module):
 def layer_states(encoder: DactTextEncoder, cfg: TextExpertConfig, ctx, cache: FeatureCache | None = None) -> dict:
     """{split: ids, states (N, layers, D), labels, true_labels}: every layer's pooled state, id-sorted. With a cache
     (frozen backbone) only texts not seen before run through the encoder, in one pass over the splits."""
-    from Step_4.recipes import content_index
+    from Step_4.recipes import CacheGaps
 
     encoder.eval().to(ctx.device)
-    index = {split: content_index(encoder, ctx.reader, split) for split in ctx.splits}
     store = cache if cache is not None else MemoryStore()
-    key_of = {split: {i: k for i, k, _, _ in rows} for split, rows in index.items()}
-    missing = {split: {i for i, k, _, _ in rows if k not in store} for split, rows in index.items()}
-    todo = [split for split in ctx.splits if missing[split]]
-    if todo:
-        split_of = {url: split for split in todo for url in ctx.reader.urls(split)}
-        loader = pooled_batches(ctx.reader, {"text": encoder}, todo, batch_size=cfg.embed_batch_size,
-                                num_workers=cfg.num_workers, device=ctx.device,
-                                select=lambda raw: raw["__key__"] in missing[split_of[raw["__url__"]]])
+    gaps = CacheGaps.find(encoder, ctx.reader, ctx.splits, store)
+    if gaps.splits_to_encode():
+        loader = pooled_batches(ctx.reader, {"text": encoder}, gaps.splits_to_encode(),
+                                batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, device=ctx.device,
+                                select=gaps.select(ctx.reader))
         with torch.no_grad():
-            for split, batch in progress(loader, total=sum(math.ceil(len(missing[s]) / cfg.embed_batch_size)
-                                                           for s in todo),
-                                         desc="text layer states", unit="batch", leave=False):
+            for split, batch in progress(loader, total=gaps.batches(cfg.embed_batch_size), desc="text layer states",
+                                         unit="batch", leave=False):
                 batch = to_device(batch, ctx.device)
                 states = encoder.run(batch, halting="none", keep_states=True).states.float().cpu()
-                store.add([key_of[split][i] for i in batch["id"]], states.flatten(1),
+                store.add([gaps.key_of[split][i] for i in batch["id"]], states.flatten(1),
                           torch.ones(len(states), dtype=torch.bool))
     out = {}
     for split in ctx.splits:
-        ids, keys, labels, truth = (list(c) for c in zip(*index[split]))
+        ids, keys, labels, truth = (list(c) for c in zip(*gaps.index[split]))
         flat, _ = store.get(keys)
         out[split] = {"ids": ids, "states": flat.view(len(ids), encoder.n_layers, encoder.pooled_dim),
                       "labels": torch.tensor(labels), "true_labels": torch.tensor(truth)}

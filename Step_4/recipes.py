@@ -161,19 +161,42 @@ def content_index(encoder, reader: ShardReader, split: str) -> list[tuple[str, s
     return sorted(index)
 
 
+@dataclass
+class CacheGaps:
+    """What a content-keyed store lacks for some splits: per split the content index (`content_index`), sample id
+    -> content key, and the ids whose content the store does not hold."""
+
+    index: dict[str, list]
+    key_of: dict[str, dict[str, str]]
+    missing: dict[str, set[str]]
+
+    @classmethod
+    def find(cls, encoder, reader: ShardReader, splits: list[str], store) -> "CacheGaps":
+        index = {split: content_index(encoder, reader, split) for split in splits}
+        return cls(index, {split: {i: key for i, key, _, _ in rows} for split, rows in index.items()},
+                   {split: {i for i, key, _, _ in rows if key not in store} for split, rows in index.items()})
+
+    def splits_to_encode(self) -> list[str]:
+        return [split for split, ids in self.missing.items() if ids]
+
+    def select(self, reader: ShardReader) -> Callable[[dict], bool]:
+        """A loader `select` that keeps the raw samples missing in their own split."""
+        split_of = {url: split for split in self.splits_to_encode() for url in reader.urls(split)}
+        return lambda raw: raw["__key__"] in self.missing[split_of[raw["__url__"]]]
+
+    def batches(self, batch_size: int) -> int:
+        return sum(math.ceil(len(ids) / batch_size) for ids in self.missing.values())
+
+
 def embed_cached(expert: Expert, cfg, ctx: ExpertContext, splits: list[str], cache: FeatureCache) -> dict:
     """Each split's features from the cache by content key; the encoder runs, in one pass over the splits, only
     on the samples missing there."""
-    index = {split: content_index(expert.encoder, ctx.reader, split) for split in splits}
-    key_of = {split: {sample_id: key for sample_id, key, _, _ in rows} for split, rows in index.items()}
-    missing = {split: {sample_id for sample_id, key, _, _ in rows if key not in cache} for split, rows in index.items()}
-    todo = [split for split in splits if missing[split]]
+    gaps = CacheGaps.find(expert.encoder, ctx.reader, splits, cache)
+    index, key_of, missing, todo = gaps.index, gaps.key_of, gaps.missing, gaps.splits_to_encode()
     fresh = {}
     if todo:
-        split_of = {url: split for split in todo for url in ctx.reader.urls(split)}
-        fresh = extract_splits(expert, cfg, ctx, todo,
-                               select=lambda raw: raw["__key__"] in missing[split_of[raw["__url__"]]],
-                               total=sum(math.ceil(len(missing[split]) / cfg.embed_batch_size) for split in todo))
+        fresh = extract_splits(expert, cfg, ctx, todo, select=gaps.select(ctx.reader),
+                               total=gaps.batches(cfg.embed_batch_size))
         for split in todo:
             new = fresh[split]
             cache.add([key_of[split][i] for i in new["ids"]], new["features"], new["present"])
