@@ -141,7 +141,7 @@ def tensor_batches(tensors: dict[str, torch.Tensor], batch_size: int, *, shuffle
         order = torch.randperm(n, generator=gen)
     else:
         order = torch.arange(n)
-    on_device = {v.device: order.to(v.device) for v in tensors.values() if torch.is_tensor(v)}
+    on_device = {device: order.to(device) for device in {v.device for v in tensors.values() if torch.is_tensor(v)}}
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield {k: (v[on_device[v.device][start:start + batch_size]] if torch.is_tensor(v)
