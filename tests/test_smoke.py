@@ -2,8 +2,10 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,28 @@ from tools.smoke import run_smoke
 pytestmark = pytest.mark.smoke
 
 
+SMOKE_THREADS = 1  # each build's stages: two builds side by side on two cores, and reruns below match them
+
+
 @pytest.fixture(scope="module")
-def smoke_dir(tmp_path_factory):
-    target = tmp_path_factory.mktemp("smoke") / "repo"
-    result = run_smoke(target, verbose=False)
-    return target, result
+def smoke_builds(tmp_path_factory):
+    """Two builds of the whole DAG from scratch, side by side: {'repo': (target, result), 'second': ...}. Most of
+    a tiny build is single-threaded start-up, so the pair takes about as long as one build on every core."""
+    root = tmp_path_factory.mktemp("smoke")
+    with ThreadPoolExecutor(2) as pool:
+        runs = {name: pool.submit(run_smoke, root / name, verbose=False, threads=SMOKE_THREADS)
+                for name in ("repo", "second")}
+        return {name: (root / name, run.result()) for name, run in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(smoke_builds):
+    return smoke_builds["repo"]
+
+
+def smoke_env() -> dict:
+    """The environment of a stage run again by hand in a smoke build: its thread count, for identical floats."""
+    return {**os.environ, "PIPELINE_THREADS": str(SMOKE_THREADS)}
 
 
 def test_whole_dag_builds_and_second_repro_does_nothing(smoke_dir):
@@ -72,14 +91,13 @@ def test_metrics_files_hold_quality_only(smoke_dir):
     assert json.loads((target / "reports/text_expert.json").read_text())["samples"]["test_seen"] > 0
 
 
-def test_a_second_build_from_scratch_gives_the_same_metrics(smoke_dir, tmp_path):
+def test_a_second_build_from_scratch_gives_the_same_metrics(smoke_builds):
     """What an unchanged clone's `dvc metrics diff` compares: on the same machine, a fresh build of the same
     code and params gives the same metrics, file for file and as `dvc metrics show` reads them."""
     from tools.smoke import dvc
 
-    target, _ = smoke_dir
-    second = tmp_path / "second"
-    run_smoke(second, verbose=False)
+    (target, _), (second, result) = smoke_builds["repo"], smoke_builds["second"]
+    assert result["second_run_stages"] == [] and result["status_after"] == {}
     shown = [json.loads(dvc(root, "metrics", "show", "--json").stdout) for root in (target, second)]
     assert shown[0] == shown[1] and shown[0]
     for path in sorted((target / "metrics").rglob("*.json")):
@@ -264,7 +282,8 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(smoke_dir, tmp_pat
     out = subprocess.run([sys.executable, "-m", "Step_6.evaluate", "--metrics", str(tmp_path / "m.json"),
                           "--report", str(tmp_path / "r.json"), "--run-report", str(tmp_path / "run.json"),
                           "--calibration", str(tmp_path / "c.json"),
-                          "--plots", str(tmp_path / "plots")], cwd=target, capture_output=True, text=True)
+                          "--plots", str(tmp_path / "plots")], cwd=target, capture_output=True, text=True,
+                         env=smoke_env())
     assert out.returncode == 0, out.stderr[-3000:]
     again = json.loads((tmp_path / "run.json").read_text())["caches"]
     assert again["images_made"] == 0 and again["ocr_read"] == 0 and again["features_encoded"]["vision"] == 0

@@ -55,29 +55,32 @@ def make_scratch(target: Path, profile: Path | None) -> None:
     (target / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n    check_update = false\n")
 
 
-def dvc(target: Path, *args: str) -> subprocess.CompletedProcess:
+def dvc(target: Path, *args: str, threads: int | None = None) -> subprocess.CompletedProcess:
+    """`dvc <args>` in `target`, offline, with a fixed thread count (`threads`, else PIPELINE_THREADS, else every
+    core): builds compared for identical metrics must not depend on what else runs beside them (stages otherwise
+    share the cores with other jobs, and the thread count moves floats in the last digits)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1"}
-    # a fixed thread count: builds compared for identical metrics must not depend on what else runs beside them
-    # (stages otherwise share the cores with other jobs, and the thread count moves floats in the last digits)
-    env.setdefault("PIPELINE_THREADS", str(os.cpu_count() or 1))
+    env["PIPELINE_THREADS"] = str(threads or env.get("PIPELINE_THREADS") or os.cpu_count() or 1)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=target, env=env, text=True, capture_output=True)
 
 
-def run_smoke(target: Path, profile: Path = ROOT / "profiles" / "smoke.yaml", verbose: bool = True) -> dict:
-    """Build the DAG in `target`; returns {'seconds', 'second_run_output'}. Raises RuntimeError on failure."""
+def run_smoke(target: Path, profile: Path = ROOT / "profiles" / "smoke.yaml", verbose: bool = True,
+              threads: int | None = None) -> dict:
+    """Build the DAG in `target` (its stages on `threads` threads each; see `dvc`); returns {'seconds',
+    'second_run_output', 'second_run_stages', 'status_after'}. Raises RuntimeError on failure."""
     make_scratch(target, profile)
     started = time.perf_counter()
-    first = dvc(target, "repro")
+    first = dvc(target, "repro", threads=threads)
     if verbose:
         print(first.stdout[-4000:])
     if first.returncode != 0:
         raise RuntimeError(f"dvc repro failed in {target}:\n{first.stdout[-3000:]}\n{first.stderr[-3000:]}")
     seconds = time.perf_counter() - started
-    second = dvc(target, "repro")
+    second = dvc(target, "repro", threads=threads)
     if second.returncode != 0:
         raise RuntimeError(f"second dvc repro failed:\n{second.stderr[-3000:]}")
-    status = dvc(target, "status", "--json")
+    status = dvc(target, "status", "--json", threads=threads)
     rerun = [line.split("'")[1] for line in second.stdout.splitlines() if line.startswith("Running stage")]
     return {"seconds": round(seconds, 1), "second_run_output": second.stdout, "second_run_stages": rerun,
             "status_after": json.loads(status.stdout or "null")}
