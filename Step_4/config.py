@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from core.params import check
 
@@ -52,6 +52,18 @@ class TrainConfig:
         check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct: {self.seeds}")
 
 
+def loader_workers(setting: int | str, device: str, on_gpu: int) -> int:
+    """Shard-loader processes for a `num_workers` setting: a number as given; 'auto' is none on the CPU (the
+    encoder needs every core there) and `on_gpu` on CUDA, at most the cores this process may use, less one."""
+    if setting != "auto":
+        return int(setting)
+    if not str(device).startswith("cuda"):
+        return 0
+    from core.threads import cores
+
+    return max(1, min(on_gpu, cores() - 1))
+
+
 @dataclass
 class ShardExpertConfig:
     """What every expert trained from the shards shares (text, vision, and any new modality)."""
@@ -59,25 +71,45 @@ class ShardExpertConfig:
     mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features + head; finetune: top layers too
     head_hidden: int = 256
     dropout: float = 0.2
-    embed_batch_size: int = 64
-    num_workers: int = 0
+    # feature extraction's batch and shard-loader processes; auto: the sizes below for the device (`for_device`)
+    embed_batch_size: int | Literal["auto"] = "auto"
+    num_workers: int | Literal["auto"] = "auto"
     device: str = "auto"
     # where features are extracted (auto: openvino on the CPU, torch on CUDA; Step_4.runtime)
     runtime: Literal["auto", "torch", "openvino", "onnxruntime"] = "torch"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on the CPU (Step_4.runtime)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    # what 'auto' means: on the CPU the encoder is the bottleneck and loader processes would take its cores; on a
+    # GPU the loader is, so workers decode beside it (measured on an H200 with 16 cores; capped by the cores here)
+    CPU_EMBED_BATCH: ClassVar[int] = 64
+    GPU_EMBED_BATCH: ClassVar[int] = 256
+    GPU_WORKERS: ClassVar[int] = 8
+
     @property
     def trainable(self) -> int:
         """Top layer groups of the encoder that fine-tuning trains (-1: all)."""
         raise NotImplementedError
+
+    def for_device(self, device: str) -> "ShardExpertConfig":
+        """This config with 'auto' sizes resolved for `device`: on the CPU, CPU_EMBED_BATCH and no loader workers;
+        on CUDA, GPU_EMBED_BATCH and GPU_WORKERS workers (at most the cores this process may use, less one)."""
+        gpu = str(device).startswith("cuda")
+        batch = (self.GPU_EMBED_BATCH if gpu else self.CPU_EMBED_BATCH) if self.embed_batch_size == "auto" \
+            else self.embed_batch_size
+        return dataclasses.replace(self, embed_batch_size=batch,
+                                   num_workers=loader_workers(self.num_workers, device, self.GPU_WORKERS))
 
     def __post_init__(self) -> None:
         check(self.trainable >= -1, "the number of trainable layers must be >= -1")
         check(self.runtime in ("auto", "torch") or not self.device.startswith("cuda"),
               f"runtime {self.runtime} runs on the CPU; with device {self.device} use runtime: torch")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
-        check(self.head_hidden >= 1 and self.embed_batch_size >= 1 and self.num_workers >= 0, "sizes must be positive")
+        check(self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
+        check(self.embed_batch_size == "auto" or self.embed_batch_size >= 1,
+              f"embed_batch_size must be >= 1 or auto, got {self.embed_batch_size}")
+        check(self.num_workers == "auto" or self.num_workers >= 0,
+              f"num_workers must be >= 0 or auto, got {self.num_workers}")
 
 
 @dataclass
@@ -105,9 +137,12 @@ class TextExpertConfig(ShardExpertConfig):
     trainable_layers: int = 2  # finetune: top transformer layers to train (-1: all)
     layer_path: str = "auto"  # dotted path of the model's layer list (e.g. encoder.layer); auto: found by size
     projection: bool = False  # CLIP / SigLIP text tower: its projected, L2-normalised embedding as the feature
-    embed_batch_size: int = 128
     adaptive: Literal["none", "dact"] = "none"  # dact: halt per meme after the layer that settles its answer
     dact: DactConfig = field(default_factory=DactConfig)
+    # short texts: large batches; more than 4 loader workers read slower on the H200 (each tokenises little)
+    CPU_EMBED_BATCH: ClassVar[int] = 128
+    GPU_EMBED_BATCH: ClassVar[int] = 512
+    GPU_WORKERS: ClassVar[int] = 4
 
     @property
     def trainable(self) -> int:

@@ -227,9 +227,10 @@ def fit_units(encoder: DactTextEncoder, states: dict, t: TrainConfig, lr: float,
 
 def train_dact(cfg: TextExpertConfig, ctx):
     """The DACT text expert once per seed, with its depth curve (see the module docstring)."""
-    from Step_4.recipes import embed_splits, over_seeds, train_finetune
+    from Step_4.recipes import embed_splits, loader_facts, over_seeds, train_finetune
     from Step_4.registry import create_expert
 
+    cfg = cfg.for_device(ctx.device)
     shared_states: dict = {}
     curves: list[dict] = []
 
@@ -259,6 +260,7 @@ def train_dact(cfg: TextExpertConfig, ctx):
     depth = summarize_curves(curves)
     trained.extra["depth"] = depth
     trained.extra["plots"] = depth_plots(depth)
+    trained.extra["loader"] = loader_facts(cfg)
     return trained
 
 

@@ -262,7 +262,8 @@ def param_groups(model: torch.nn.Module, lr_of: dict[str, float]) -> list[dict] 
 def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
     """The default recipe, once per seed in cfg.train.seeds: frozen (features computed once, shared by the
     seeds, read from the feature cache where the content was embedded before) or finetune (a fresh
-    pretrained encoder per seed)."""
+    pretrained encoder per seed). 'auto' loader sizes are resolved for the device first."""
+    cfg = cfg.for_device(ctx.device)
     features: dict = {}
 
     def run_one(seed: int) -> Run:
@@ -280,10 +281,16 @@ def train_from_shards(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
         return expert, *fit_head(expert, features, cfg.train.for_seed(seed), ctx, live)
 
     trained = over_seeds(cfg.train.seeds, run_one)
+    trained.extra["loader"] = loader_facts(cfg)
     if "embedded" in trained.data["train"]:
         trained.extra["feature_cache"] = {s: {"embedded": d["embedded"], "from_cache": len(d["ids"]) - d["embedded"]}
                                           for s, d in trained.data.items()}
     return trained
+
+
+def loader_facts(cfg) -> dict:
+    """The extraction batch and loader workers a run used (what 'auto' became), for its report."""
+    return {"embed_batch_size": cfg.embed_batch_size, "num_workers": cfg.num_workers}
 
 
 def open_cache(expert: Expert, ctx: ExpertContext, cfg) -> FeatureCache | None:

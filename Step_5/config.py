@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from core.params import check
-from Step_4.config import TrainConfig
+from Step_4.config import TrainConfig, loader_workers
 from Step_4.registry import modalities
 
 
@@ -20,11 +20,17 @@ class FinetuneConfig:
     epochs: int = 3
     batch_size: int = 32
     lr: float = 0.0001
-    num_workers: int = 0
+    num_workers: int | Literal["auto"] = "auto"  # shard-loader processes; auto: none on the CPU, up to 8 on CUDA
 
     def __post_init__(self) -> None:
         check(self.text_layers >= -1 and self.vision_blocks >= -1, "text_layers / vision_blocks must be >= -1")
         check(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "epochs, batch_size, lr must be positive")
+        check(self.num_workers == "auto" or self.num_workers >= 0,
+              f"num_workers must be >= 0 or auto, got {self.num_workers}")
+
+    def workers(self, device: str) -> int:
+        """Loader processes on `device` (see Step_4.config.loader_workers)."""
+        return loader_workers(self.num_workers, device, on_gpu=8)
 
     def trainable(self, modality: str) -> int:
         """Top layer groups of that expert's encoder to train (-1: all, 0: none)."""

@@ -87,7 +87,7 @@ def finetune(model: EndToEndFusion, cfg: FinetuneConfig, train_cfg: TrainConfig,
     unfreeze(model, cfg)
     encoders = {m: model.experts[m].encoder for m in modalities}
     loaders = {split: shard_batches(reader, encoders, split, train=split == "train", batch_size=cfg.batch_size,
-                                    seed=train_cfg.seed, num_workers=cfg.num_workers, device=device)
+                                    seed=train_cfg.seed, num_workers=cfg.workers(device), device=device)
                for split in ids}
     train, val = loaders["train"], loaders["val"]
     tuned = dataclasses.replace(train_cfg, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,

@@ -376,7 +376,7 @@ def bench_encoders(data: dict, results: dict) -> None:
     ctx = ExpertContext(reader=ShardReader(shards), device=device)
     report = {}
     for kind, config in (("vision", VisionExpertConfig), ("text", TextExpertConfig)):
-        cfg = dataclasses.replace(section(config, f"{kind}_expert", ROOT / "params.yaml"), device=device)
+        cfg = dataclasses.replace(section(config, f"{kind}_expert", ROOT / "params.yaml"), device=device).for_device(device)
         expert = create_expert(kind, cfg, ctx.meta)
         expert.encoder.freeze(0)
 
@@ -470,7 +470,7 @@ def bench_runtimes(data: dict, results: dict) -> None:
     ctx = ExpertContext(reader=ShardReader(shards), device="cpu")
     table = {}
     for kind, config in (("vision", VisionExpertConfig), ("text", TextExpertConfig)):
-        cfg = section(config, f"{kind}_expert", ROOT / "params.yaml")
+        cfg = section(config, f"{kind}_expert", ROOT / "params.yaml").for_device("cpu")
         expert = create_expert(kind, cfg, ctx.meta)
         expert.encoder.freeze(0)
         reference = None

@@ -96,6 +96,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except PipelineError as err:
                 errors.append(str(err))
+        if len(errors) > 1:  # e.g. int | Literal["auto"]: say every form the key takes
+            raise PipelineError(f"params '{where}': " + "; or ".join(e.split("': ", 1)[-1] for e in errors))
         raise PipelineError(errors[0] if errors else f"params '{where}': bad value {value!r}")
     if origin is typing.Literal:
         if value not in args:

@@ -105,7 +105,7 @@ def test_a_rank_encodes_only_its_share(stages, tmp_path, monkeypatch):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     stages.shards()
     reader = ShardReader(tmp_path / "shards")
-    cfg = TextExpertConfig(max_length=16, embed_batch_size=8)
+    cfg = TextExpertConfig(max_length=16, embed_batch_size=8).for_device("cpu")
     expert = create_expert("text", cfg, reader.meta)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

@@ -145,6 +145,7 @@ def test_a_cached_rerun_trains_the_same_heads(tiny_pipeline, tmp_path):
     ctx = ExpertContext(reader=reader, device="cpu", feature_cache=tmp_path / "cache")
     cold, warm = train_from_shards("vision", cfg, ctx), train_from_shards("vision", cfg, ctx)
     assert warm.data["train"]["embedded"] == 0 < cold.data["train"]["embedded"]
+    assert cold.extra["loader"] == {"embed_batch_size": 16, "num_workers": 0}  # 'auto' workers: none on the CPU
     for a, b in zip(cold.runs, warm.runs):
         for split in a:
             assert (a[split] == b[split]).all(), split

@@ -100,3 +100,31 @@ def test_progress_bars_update_rarely_when_the_output_is_a_log(monkeypatch):
     tty.isatty = lambda: True
     monkeypatch.setattr("sys.stderr", tty)
     assert progress(range(3), mininterval=2.0).mininterval == 2.0
+
+
+def test_auto_loader_sizes_follow_the_device(monkeypatch):
+    """'auto' extraction batch and loader workers: the CPU values the committed features were made with on the
+    CPU; larger batches and workers (capped by the cores, less one) on CUDA; numbers stay as given."""
+    import core.threads
+    from Step_4.config import TextExpertConfig, VisionExpertConfig
+    from Step_5.config import FinetuneConfig
+
+    text = build(TextExpertConfig, {"embed_batch_size": "auto", "num_workers": "auto"}, where="text_expert")
+    vision = build(VisionExpertConfig, {}, where="vision_expert")  # auto is the default
+    for cfg, on_cpu in ((text, 128), (vision, 64)):
+        resolved = cfg.for_device("cpu")
+        assert (resolved.embed_batch_size, resolved.num_workers) == (on_cpu, 0)
+        assert resolved.for_device("cuda") == resolved  # resolved once, for good
+    monkeypatch.setattr(core.threads, "cores", lambda: 16)
+    assert (text.for_device("cuda:1").embed_batch_size, text.for_device("cuda:1").num_workers) == (512, 4)
+    assert (vision.for_device("cuda").embed_batch_size, vision.for_device("cuda").num_workers) == (256, 8)
+    assert FinetuneConfig().workers("cuda") == 8 and FinetuneConfig().workers("cpu") == 0
+    monkeypatch.setattr(core.threads, "cores", lambda: 2)
+    assert vision.for_device("cuda").num_workers == 1 and FinetuneConfig().workers("cuda") == 1
+    fixed = build(VisionExpertConfig, {"embed_batch_size": 16, "num_workers": 3}, where="vision_expert")
+    assert (fixed.for_device("cuda").embed_batch_size, fixed.for_device("cpu").num_workers) == (16, 3)
+    with pytest.raises(PipelineError, match=r"'vision_expert.num_workers': expected an integer, got 'many'; "
+                                            r"or 'many' is not one of \['auto'\]"):
+        build(VisionExpertConfig, {"num_workers": "many"}, where="vision_expert")
+    with pytest.raises(PipelineError, match="embed_batch_size must be >= 1 or auto, got 0"):
+        build(TextExpertConfig, {"embed_batch_size": 0}, where="text_expert")
