@@ -301,7 +301,13 @@ class PooledLoader:
         urls = [url for _, split_urls, _ in parts for url in split_urls]
         if not urls:
             raise PipelineError("no shards to read")
-        split_of = {url: split for split, split_urls, _ in parts for url in split_urls}
+        split_of: dict[str, str] = {}
+        for split, split_urls, _ in parts:
+            for url in split_urls:
+                if split_of.setdefault(url, split) != split:
+                    raise PipelineError(f"shard {url} is listed under both '{split_of[url]}' and '{split}' in the "
+                                        "shards' meta.json: a shard belongs to one split; rebuild the shards with "
+                                        "the shard stage (dvc repro shard)")
         self.workers = num_workers
         wanted = members_to_read(decode_images, decode_series, False)
         stages = [wds.SimpleShardList(urls)]

@@ -39,20 +39,44 @@ def cores() -> int:
     return max(1, min(visible, quota)) if quota else visible
 
 
-def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> int | None:
-    """CPUs the cgroup's quota allows, rounded up (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us` over
-    `cpu.cfs_period_us`); None when there is no quota or no cgroup file to read."""
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/self/cgroup") -> int | None:
+    """CPUs the cgroup's quota allows, rounded up; None when there is no quota or no cgroup file to read.
+    cgroup v2: the tightest `cpu.max` from this process's own group (named in /proc/self/cgroup: a nested group
+    such as a systemd unit's, seen without a cgroup namespace) up to the root; v1: `cpu.cfs_quota_us` over
+    `cpu.cfs_period_us`."""
+    limits = [Path(root, group, "cpu.max") for group in v2_groups(self_cgroup)]
+    limits = [path for path in limits if path.is_file()]
+    if limits:
+        quotas = []
+        for path in limits:
+            try:
+                fields = path.read_text().split()
+            except OSError:
+                continue
+            quotas.append(_quota(fields[0] if fields else "max", fields[1] if len(fields) > 1 else "100000"))
+        return min((q for q in quotas if q), default=None)
+    try:
+        quota = (Path(root) / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (Path(root) / "cpu" / "cpu.cfs_period_us").read_text().strip()
+    except OSError:
+        return None
+    return _quota(quota, period)
+
+
+def v2_groups(self_cgroup: str = "/proc/self/cgroup") -> list[str]:
+    """This process's cgroup-v2 group and each group above it, as paths under the cgroup mount ('' = the root)."""
+    try:
+        lines = Path(self_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    own = next((line[3:] for line in lines if line.startswith("0::")), "/")
+    parts = [part for part in own.strip().split("/") if part and part not in (".", "..")]
+    return ["/".join(parts[:depth]) for depth in range(len(parts), -1, -1)]
+
+
+def _quota(quota: str, period: str) -> int | None:
     import math
 
-    try:
-        fields = (Path(root) / "cpu.max").read_text().split()
-        quota, period = (fields + ["100000"])[:2]
-    except OSError:
-        try:
-            quota = (Path(root) / "cpu" / "cpu.cfs_quota_us").read_text().strip()
-            period = (Path(root) / "cpu" / "cpu.cfs_period_us").read_text().strip()
-        except OSError:
-            return None
     try:
         quota_us, period_us = int(quota), int(period)
     except ValueError:  # "max": no limit

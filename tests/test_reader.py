@@ -100,6 +100,17 @@ def test_one_pool_over_splits_with_workers_never_mixes_splits(shards, workers):
     assert sum(len(b) for _, b in batches) == sum(sum(n) for n in sizes.values())
 
 
+def test_a_shard_listed_under_two_splits_is_refused(shards):
+    """One pass labels each sample with its shard's split, so a shard may belong to one split only."""
+    out, sizes = shards
+    reader = ShardReader(out)
+    first, second = sorted(sizes)[:2]
+    reader.meta["files"][second] = reader.meta["files"][first]
+    reader.meta["shard_sizes"][second] = reader.meta["shard_sizes"][first]
+    with pytest.raises(PipelineError, match=f"listed under both '{first}' and '{second}'.*meta.json"):
+        reader.pooled_loader([first, second], transform=lambda s: s["id"], collate=list, batch_size=2)
+
+
 def test_pooled_steps_count_each_workers_runs_per_split():
     assert pooled_steps([[5, 5], [3]], batch_size=4, workers=0) == 3 + 1
     assert pooled_steps([[5, 5], [3]], batch_size=4, workers=2) == 2 + 1 + 2  # worker 0: 5 + 3 rows, worker 1: 5

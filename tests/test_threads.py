@@ -82,7 +82,26 @@ def test_cgroup_cpu_quota(tmp_path, files, expected):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert threads.cgroup_cpu_quota(str(tmp_path)) == expected
+    assert threads.cgroup_cpu_quota(str(tmp_path), str(tmp_path / "no-proc-file")) == expected
+
+
+def test_cgroup_v2_quota_of_a_nested_group_counts(tmp_path):
+    """Without a cgroup namespace the limit sits on the process's own group (a systemd unit, say), not on the
+    root; the tightest limit on the way up counts, and an empty or unreadable cpu.max means no limit."""
+    (tmp_path / "proc").write_text("0::/system.slice/job.scope\n")
+    unit = tmp_path / "system.slice" / "job.scope"
+    unit.mkdir(parents=True)
+    (unit / "cpu.max").write_text("150000 100000\n")
+    (tmp_path / "system.slice" / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cpu_quota(str(tmp_path), str(tmp_path / "proc")) == 2
+    (tmp_path / "system.slice" / "cpu.max").write_text("100000 100000\n")
+    assert threads.cgroup_cpu_quota(str(tmp_path), str(tmp_path / "proc")) == 1
+    for name in ("cpu.max", "system.slice/cpu.max"):
+        (tmp_path / name).write_text("")
+    (unit / "cpu.max").write_text("")
+    assert threads.cgroup_cpu_quota(str(tmp_path), str(tmp_path / "proc")) is None
+    assert threads.v2_groups(str(tmp_path / "proc")) == ["system.slice/job.scope", "system.slice", ""]
+    assert threads.v2_groups(str(tmp_path / "absent")) == [""]
 
 
 def test_cores_are_capped_by_the_cgroup_quota(monkeypatch):
