@@ -94,9 +94,9 @@ class ShardExpertConfig:
     def for_device(self, device: str) -> "ShardExpertConfig":
         """This config with 'auto' sizes resolved for `device`: on the CPU, CPU_EMBED_BATCH and no loader workers;
         on CUDA, GPU_EMBED_BATCH and GPU_WORKERS workers (at most the cores this process may use, less one)."""
-        gpu = str(device).startswith("cuda")
-        batch = (self.GPU_EMBED_BATCH if gpu else self.CPU_EMBED_BATCH) if self.embed_batch_size == "auto" \
-            else self.embed_batch_size
+        batch = self.embed_batch_size
+        if batch == "auto":
+            batch = self.GPU_EMBED_BATCH if str(device).startswith("cuda") else self.CPU_EMBED_BATCH
         return dataclasses.replace(self, embed_batch_size=batch,
                                    num_workers=loader_workers(self.num_workers, device, self.GPU_WORKERS))
 

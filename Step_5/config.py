@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.params import check
-from Step_4.config import TrainConfig, loader_workers
+from Step_4.config import TrainConfig, VisionExpertConfig, loader_workers
 from Step_4.registry import modalities
 
 
@@ -20,7 +20,7 @@ class FinetuneConfig:
     epochs: int = 3
     batch_size: int = 32
     lr: float = 0.0001
-    num_workers: int | Literal["auto"] = "auto"  # shard-loader processes; auto: none on the CPU, up to 8 on CUDA
+    num_workers: int | Literal["auto"] = "auto"  # shard-loader processes; auto: none on the CPU, as vision on CUDA
 
     def __post_init__(self) -> None:
         check(self.text_layers >= -1 and self.vision_blocks >= -1, "text_layers / vision_blocks must be >= -1")
@@ -29,8 +29,9 @@ class FinetuneConfig:
               f"num_workers must be >= 0 or auto, got {self.num_workers}")
 
     def workers(self, device: str) -> int:
-        """Loader processes on `device` (see Step_4.config.loader_workers)."""
-        return loader_workers(self.num_workers, device, on_gpu=8)
+        """Loader processes on `device` (see Step_4.config.loader_workers): on CUDA as many as the vision expert's,
+        since images are what the loader decodes."""
+        return loader_workers(self.num_workers, device, on_gpu=VisionExpertConfig.GPU_WORKERS)
 
     def trainable(self, modality: str) -> int:
         """Top layer groups of that expert's encoder to train (-1: all, 0: none)."""

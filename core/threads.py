@@ -44,16 +44,14 @@ def cgroup_cpu_quota(root: str = "/sys/fs/cgroup", self_cgroup: str = "/proc/sel
     cgroup v2: the tightest `cpu.max` from this process's own group (named in /proc/self/cgroup: a nested group
     such as a systemd unit's, seen without a cgroup namespace) up to the root; v1: `cpu.cfs_quota_us` over
     `cpu.cfs_period_us`."""
-    limits = [Path(root, group, "cpu.max") for group in v2_groups(self_cgroup)]
-    limits = [path for path in limits if path.is_file()]
-    if limits:
-        quotas = []
-        for path in limits:
-            try:
-                fields = path.read_text().split()
-            except OSError:
-                continue
-            quotas.append(_quota(fields[0] if fields else "max", fields[1] if len(fields) > 1 else "100000"))
+    quotas = []  # one per cpu.max found: a number of CPUs, or None for no limit
+    for group in v2_groups(self_cgroup):
+        try:
+            fields = Path(root, group, "cpu.max").read_text().split()
+        except OSError:
+            continue
+        quotas.append(_quota(fields[0] if fields else "max", fields[1] if len(fields) > 1 else "100000"))
+    if quotas:
         return min((q for q in quotas if q), default=None)
     try:
         quota = (Path(root) / "cpu" / "cpu.cfs_quota_us").read_text().strip()
