@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tesseract browser check run test plots smoke bench clean-smoke help
+.PHONY: setup tesseract browser check lint run test test-e2e test-all plots smoke bench clean-smoke help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,12 +40,20 @@ check: setup  ## check params.yaml and every data source in seconds, before anyt
 
 run: setup check  ## build the whole pipeline (dvc repro), print the comparison table and the evaluation summary
 	dvc repro
-	@python -m Step_5.report --comparison metrics/comparison.json
-	@python -m Step_6.report --summary
+	@python -m Step_5.studies.comparison_table --comparison metrics/comparison.json
+	@python -m Step_6.html_report --summary
 	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: make plots"
 
-test: setup browser  ## run the test suite (includes the smoke run of the whole DAG)
-	python -m pytest
+lint: setup  ## ruff over the code (pyproject.toml [tool.ruff]); the fast tier runs it too
+	ruff check .
+
+test: setup  ## the fast tier: unit and component tests on tiny generated data (a few minutes)
+	python -m pytest -m "not e2e"
+
+test-e2e: setup browser  ## the end-to-end tier: whole-DAG builds, torchrun, DVC remote, browser, stage CLIs
+	python -m pytest -m e2e
+
+test-all: test test-e2e  ## both tiers (what CI runs)
 
 plots: setup  ## every plot of dvc.yaml on one page that works offline (template: plots/offline.html)
 	dvc plots show >/dev/null
@@ -54,7 +62,7 @@ plots: setup  ## every plot of dvc.yaml on one page that works offline (template
 smoke: setup  ## the whole DAG on the tiny profile in a scratch copy under .smoke/
 	python -m tools.smoke --dir .smoke
 
-bench: setup  ## performance benchmarks (see README: Performance)
+bench: setup  ## performance benchmarks (docs/performance.md)
 	python -m bench.run
 
 clean-smoke:

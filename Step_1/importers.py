@@ -8,9 +8,10 @@ absolute or leaves the source root is rejected with the reason, and the rest imp
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core.errors import PipelineError
 from core.params import build, check

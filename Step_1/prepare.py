@@ -12,7 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from core.errors import PipelineError, run_cli
+from core.cli import run_cli
+from core.errors import PipelineError
 from core.files import atomic_dir, clean_stale_temps, write_json, write_jsonl
 from core.params import section
 from Step_1.config import PrepareConfig

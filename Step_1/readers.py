@@ -9,8 +9,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core.errors import PipelineError
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -14,7 +14,9 @@ from Step_1.config import SourceConfig
 from Step_1.importers import import_csv, import_hateful_memes, import_jsonl
 from Step_1.series import SeriesConfig, save_series
 from Step_1.synthetic.engagement import CHANNELS
-from Step_1.synthetic.generate import CATEGORICAL_FIELDS, NUMERIC_FIELDS, SyntheticOptions, make_engagement, make_meme
+from Step_1.synthetic.generate import make_engagement, make_meme
+from Step_1.synthetic.metadata import CATEGORICAL_FIELDS, NUMERIC_FIELDS
+from Step_1.synthetic.options import SyntheticOptions
 
 # (source, out_dir, workers, series shape) -> (rows, schema, rejected rows); see import_synthetic and Step_1.importers.
 Importer = Callable[[SourceConfig, Path, int, SeriesConfig], tuple[list[dict], dict, list[dict]]]

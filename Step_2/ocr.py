@@ -20,15 +20,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from core.errors import PipelineError, run_cli
+from core.cli import run_cli
+from core.errors import PipelineError
 from core.files import read_jsonl, write_json, write_jsonl
 from core.params import check, section
 from core.progress import progress
 from Step_2.cache import OcrCache
-from Step_2.engine import OcrSettings, char_error_rate, engine_version, read_texts
 from Step_2.images import DEFAULT_MAX_PIXELS, BadImage, read_image
 from Step_2.phash import phash
+from Step_2.tesseract import OcrSettings, char_error_rate, engine_version, read_texts
 
 
 @dataclass

@@ -25,7 +25,8 @@ from typing import Literal
 import numpy as np
 import webdataset as wds
 
-from core.errors import PipelineError, run_cli
+from core.cli import run_cli
+from core.errors import PipelineError
 from core.files import atomic_dir, clean_stale_temps, dumps_json, read_json, read_jsonl, write_json
 from core.params import check, section
 from core.progress import progress
@@ -35,7 +36,7 @@ from Step_2.images import read_image
 from Step_2.ocr import OcrConfig
 from Step_2.phash import near_duplicate_pairs
 from Step_3.splits import DEALT, SPLITS, assign_splits, check_labelled, link_groups
-from Step_3.tabular import TabularEncoder, fit_schema
+from Step_3.tabular import TabularSchema, fit_schema
 from Step_3.taxonomy import UNLABELLED, TaxonomyConfig, build_taxonomy, map_label
 
 
@@ -91,7 +92,7 @@ def series_payload(row: dict, shape: tuple[int, int]) -> bytes | None:
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as err:
-        raise PipelineError(f"{path} (id '{row['id']}') is not a readable .npy series: {err}; rerun the prepare stage")
+        raise PipelineError(f"{path} (id '{row['id']}') is not a readable .npy series: {err}; rerun the prepare stage") from err
     if array.shape != shape or array.dtype != np.float32:
         raise PipelineError(f"{path} (id '{row['id']}') holds {array.dtype} {array.shape}, expected float32 {shape} "
                             "(prepare.series); rerun the prepare stage")
@@ -151,7 +152,7 @@ def shard_pattern(split: str, n_shards: int) -> str:
     return f"{split}/{split}-{{000000..{n_shards - 1:06d}}}.tar" if n_shards else ""
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m Step_3.shard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml", help="params file (sections shard, taxonomy, prepare.sources)")
@@ -161,7 +162,33 @@ def main() -> None:
     parser.add_argument("--taxonomy-out", default="data/label_taxonomy.json")
     parser.add_argument("--splits-out", default="data/splits.json")
     parser.add_argument("--out", default="data/shards", help="shard folder")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def shard_meta(taxonomy: dict, cfg: ShardConfig, rows: list[dict], labels: list[int], splits: list[str],
+               sizes: dict[str, list[int]], schema: dict, series: dict) -> dict:
+    """The shard set's meta.json: classes, counts and shard files per split, the tabular schema, the series shape."""
+    tabular = TabularSchema(schema)
+    shard_counts = {s: len(n) for s, n in sizes.items()}
+    counts = {s: Counter() for s in SPLITS}
+    for label, split in zip(labels, splits):
+        counts[split]["unlabelled" if label == UNLABELLED else taxonomy["classes"][label]] += 1
+    return {
+        "classes": taxonomy["classes"], "positive_index": taxonomy["positive_index"],
+        "text_source": cfg.text_source, "shards": shard_counts, "shard_sizes": sizes,
+        "files": {s: shard_pattern(s, n) for s, n in shard_counts.items()},
+        "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
+        "sizes": {s: sum(c.values()) for s, c in counts.items()},
+        "sources": sorted({r["source"] for r in rows}),
+        "tabular": {**schema, "n_numeric": tabular.n_numeric, "cardinalities": tabular.cardinalities},
+        "series": {"steps": series["steps"], "channels": series["channels"],
+                   "with_series": {s: sum(bool(r.get("series")) for r, sp in zip(rows, splits) if sp == s)
+                                   for s in SPLITS}},
+    }
+
+
+def main() -> None:
+    args = parse_args()
     cfg = section(ShardConfig, "shard", args.params)
     tax_cfg = section(TaxonomyConfig, "taxonomy", args.params)
     sources = section(PrepareConfig, "prepare", args.params).sources
@@ -188,33 +215,17 @@ def main() -> None:
         fields = {"numeric": ["no_tabular_fields"], "categorical": []}
     train_rows = [r for r, s in zip(rows, splits) if s == "train"]
     schema = fit_schema(fields["numeric"], fields["categorical"], train_rows)
-    encoder = TabularEncoder(schema)
 
     clean_stale_temps(Path(args.out).parent, Path(args.out).name)
     with atomic_dir(args.out) as tmp:
         sizes = write_shards(rows, labels, splits, tmp, cfg, max_pixels, (series["steps"], len(series["channels"])))
-        shard_counts = {s: len(n) for s, n in sizes.items()}
-        counts = {s: Counter() for s in SPLITS}
-        for label, split in zip(labels, splits):
-            counts[split]["unlabelled" if label == UNLABELLED else taxonomy["classes"][label]] += 1
-        meta = {
-            "classes": taxonomy["classes"], "positive_index": taxonomy["positive_index"],
-            "text_source": cfg.text_source, "shards": shard_counts, "shard_sizes": sizes,
-            "files": {s: shard_pattern(s, n) for s, n in shard_counts.items()},
-            "counts": {s: dict(sorted(c.items())) for s, c in counts.items()},
-            "sizes": {s: sum(c.values()) for s, c in counts.items()},
-            "sources": sorted({r["source"] for r in rows}),
-            "tabular": {**schema, "n_numeric": encoder.n_numeric, "cardinalities": encoder.cardinalities},
-            "series": {"steps": series["steps"], "channels": series["channels"],
-                       "with_series": {s: sum(bool(r.get("series")) for r, sp in zip(rows, splits) if sp == s)
-                                       for s in SPLITS}},
-        }
+        meta = shard_meta(taxonomy, cfg, rows, labels, splits, sizes, schema, series)
         write_json(tmp / "meta.json", meta)
     write_json(args.taxonomy_out, taxonomy)
     write_json(args.splits_out, {"seed": cfg.seed, "fractions": cfg.fractions, "counts": meta["counts"],
                                  "near_duplicate_pairs": len(near), "largest_linked_group": largest,
                                  "ids": {s: sorted(r["id"] for r, sp in zip(rows, splits) if sp == s) for s in SPLITS}})
-    print(f"shard: {meta['sizes']} samples in {shard_counts} shards; classes {taxonomy['classes']}")
+    print(f"shard: {meta['sizes']} samples in {meta['shards']} shards; classes {taxonomy['classes']}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tabular schema fitted on the train split, and the encoder that turns a row into model inputs.
+"""Tabular schema fitted on the train split (fit_schema), and TabularSchema, which turns a row into model inputs.
 
 Numeric fields: optional log1p for skewed non-negative fields, standardised with train mean/std,
 missing or non-numeric values imputed with 0 (the train mean) plus a missing indicator.
@@ -58,8 +58,8 @@ def _skew(values: np.ndarray) -> float:
     return float(((values - values.mean()) ** 3).mean() / std**3) if std > 0 else 0.0
 
 
-class TabularEncoder:
-    """Row dict → (numeric float32[n], missing float32[n], categorical int64[m])."""
+class TabularSchema:
+    """A fitted schema's fields: row dict → (numeric float32[n], missing float32[n], categorical int64[m])."""
 
     def __init__(self, schema: dict):
         self.numeric = schema["numeric"]
@@ -95,3 +95,5 @@ class TabularEncoder:
         """True when the row has no usable value at all (the tabular modality is missing)."""
         return all(as_number(row.get(s["name"])) is None for s in self.numeric) and \
             all(as_category(row.get(s["name"])) is None for s in self.categorical)
+
+

@@ -8,7 +8,7 @@ sample than webdataset's tarfile path, with the same samples (tested).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import webdataset as wds
 

@@ -1,8 +1,7 @@
 """The one training engine for every expert, MFM pretraining, every fusion head and fine-tuning.
 
-`fit` runs AdamW (warm-up, cosine decay, clipping), scores each epoch on validation, stops after
-`patience` epochs without improvement and restores the best epoch; an `Objective` says what is
-minimised and scored (`classification(...)` for the classifiers, its own for MFM pretraining).
+`fit` runs AdamW (warm-up, cosine decay, clipping), scores each epoch on validation, stops after `patience` epochs
+without improvement and restores the best; an `Objective` says what is minimised and scored (e.g. `classification`).
 Launched on several processes (core.distributed), each rank trains on its rows of every batch under
 DistributedDataParallel and validation predictions are gathered from all ranks.
 """
@@ -10,8 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch

@@ -10,12 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from core.errors import PipelineError
-from core.files import read_json, write_json
-from Step_4.registry import expert_kind, modalities
+from core.files import write_json
 
 
 class MLPHead(nn.Module):
@@ -34,8 +32,6 @@ class Expert(nn.Module):
 
     def __init__(self, *, modality: str, encoder: nn.Module, n_classes: int, head_hidden: int, dropout: float):
         super().__init__()
-        if modality not in modalities():
-            raise ValueError(f"{modality=} is not one of {modalities()}")
         self.modality = modality
         self.encoder = encoder
         make_head = getattr(encoder, "make_head", None)  # an encoder that classifies itself (DACT) brings its head
@@ -75,16 +71,7 @@ def save_expert(expert: Expert, folder: Path, *, classes: list[str], extra: dict
                                         "encoder": expert.encoder.to_config(), "head": expert.head_config, **extra})
 
 
-def load_expert(folder: str | Path, device: str = "cpu") -> tuple[Expert, dict]:
-    """Rebuild a saved expert (eval mode) and return it with its expert.json."""
-    folder = Path(folder)
-    if not (folder / "expert.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise PipelineError(f"{folder} is not a saved expert (expert.json and model.safetensors expected); "
-                            "run `dvc repro` to train the experts")
-    info = read_json(folder / "expert.json")
-    encoder = expert_kind(info["modality"]).load().rebuild(info["encoder"], folder)
-    head = info["head"]
-    expert = Expert(modality=info["modality"], encoder=encoder, n_classes=head["n_classes"],
-                    head_hidden=head["hidden"], dropout=head["dropout"])
-    expert.load_state_dict(load_file(str(folder / "model.safetensors")))
-    return expert.to(device).eval(), info
+def make_expert(modality: str, encoder: nn.Module, cfg, meta: dict) -> Expert:
+    """An expert of `modality` around `encoder`, with the head its params section `cfg` asks for."""
+    return Expert(modality=modality, encoder=encoder, n_classes=len(meta["classes"]), head_hidden=cfg.head_hidden,
+                  dropout=cfg.dropout)

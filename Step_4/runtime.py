@@ -7,7 +7,7 @@ inference; its features drift from fp32 (lowest cosine over the 4,500 default me
 for vision). `auto` is bf16 on CUDA; on the CPU it is bf16 only for an encoder whose bf16 features stay within
 BF16_CPU_COSINE of fp32 (it says so: `bf16_on_cpu`, e.g. the text transformers) on a CPU with bf16 matrix
 instructions (AMX-BF16 or AVX512-BF16), where it is 1.8x faster; everywhere else fp32. So a CPU without those
-instructions gives fp32 text features, and metrics that differ from a bf16 CPU's in the last digits (README).
+instructions gives fp32 text features, and metrics that differ from a bf16 CPU's in the last digits (docs/performance.md).
 
 An encoder that can be exported says which batch tensors its forward takes (`runtime_inputs(batch)`, in the
 order of its forward's arguments) and which of their axes vary (`runtime_axes`).
@@ -18,8 +18,8 @@ import contextlib
 import re
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch

@@ -21,16 +21,17 @@ import argparse
 from pathlib import Path
 
 from core import distributed
-from core.errors import run_cli
+from core.cli import run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
 from core.seed import pick_device
 from Step_3.reader import ShardReader
-from Step_4.embeddings import save_embeddings
+from Step_4.context import ExpertContext
 from Step_4.expert import save_expert
-from Step_4.recipes import ExpertContext, TrainedExpert, train_from_shards
+from Step_4.features.tensors import save_embeddings
+from Step_4.recipes import TrainedExpert, train_from_shards
 from Step_4.registry import EXPERTS, expert_kind
-from Step_4.report import headline, summarize, truth_of, write_report
+from Step_4.scores import headline, summarize, truth_of, write_report
 
 
 def open_live(name: str):
@@ -40,9 +41,9 @@ def open_live(name: str):
 
 
 def train_expert(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
-    """The kind's own recipe when its module has one, else frozen / finetune from the shards."""
-    module = expert_kind(kind).load()
-    return module.train(cfg, ctx) if hasattr(module, "train") else train_from_shards(kind, cfg, ctx)
+    """The plugin's own recipe when it has one, else frozen / finetune from the shards."""
+    plugin = expert_kind(kind).load()
+    return plugin.train(cfg, ctx) if hasattr(plugin, "train") else train_from_shards(kind, cfg, ctx, plugin.build)
 
 
 def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: Path, model: Path,

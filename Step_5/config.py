@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.params import check
-from Step_4.config import TrainConfig, VisionExpertConfig, loader_workers
+from Step_4.config import TrainConfig, loader_workers
 from Step_4.registry import modalities
+from Step_4.vision.config import VisionExpertConfig
 
 
 @dataclass

@@ -11,8 +11,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from core.errors import PipelineError
-from Step_4.embeddings import load_embeddings, tensor_batches
 from Step_4.engine import labelled_only
+from Step_4.features.tensors import load_embeddings, tensor_batches
 
 
 def load_fusion_split(embeddings_root: Path, split: str, modalities: list[str], shard_ids: list[str],

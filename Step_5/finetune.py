@@ -5,18 +5,18 @@ embeddings instead. Enabled by fusion.finetune.enabled.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
 from Step_3.reader import ShardReader, class_counts
-from Step_4.config import TrainConfig
 from Step_3.splits import EVALUATED
+from Step_4.config import TrainConfig
 from Step_4.engine import FitResult, classification, fit, labelled_batches, to_device
 from Step_4.expert import Expert
-from Step_4.inputs import presence_mask, shard_batches
+from Step_4.features.batches import presence_mask, shard_batches
 from Step_5.config import FinetuneConfig
 from Step_5.data import drop_modalities
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from core.errors import PipelineError
+from core.files import read_json
 from core.params import build
 from Step_4.registry import modalities
 
@@ -42,7 +43,7 @@ def fusion_params(method: str, params: dict) -> dict:
                                     where=f"fusion.{method}"))
 
 
-def create_fusion(method: str, dims: "FusionDims", params: dict) -> nn.Module:
+def create_fusion(method: str, dims: FusionDims, params: dict) -> nn.Module:
     """A new fusion head: `method` as registered, `params` its section fusion.<method> as a dict."""
     if method not in FUSIONS:
         raise ValueError(f"unknown fusion method {method!r}; registered: {sorted(FUSIONS)}")
@@ -285,8 +286,6 @@ class CrossFusion(nn.Module):
 def load_fusion_head(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
     """A saved fusion head from its folder (fusion.json + model.safetensors) in eval mode, with its fusion.json."""
     from safetensors.torch import load_file
-
-    from core.files import read_json
 
     if not (folder / "fusion.json").is_file():
         raise PipelineError(f"{folder} is not a fusion model folder (fusion.json missing); pass e.g. "

@@ -23,21 +23,23 @@ import csv
 import difflib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-from core.errors import PipelineError, run_cli
+from core.cli import run_cli
+from core.errors import PipelineError
 from core.files import file_sha256, read_json
 from core.params import build
 from core.seed import pick_device
-from Step_2.engine import OcrSettings, read_texts
+from Step_1.series import SeriesConfig, parse_series
 from Step_2.images import BadImage, read_image
+from Step_2.tesseract import OcrSettings, read_texts
 from Step_3.tabular import as_number
 from Step_4.engine import to_device
-from Step_4.expert import load_expert
-from Step_4.inputs import expert_inputs, presence_mask
+from Step_4.features.batches import expert_inputs, presence_mask
+from Step_4.registry import load_expert
 from Step_5.models import load_fusion_head
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -172,8 +174,6 @@ class Predictor:
         importers take them), checked against the temporal expert's hours and channels; None without one."""
         if value is None:
             return None
-        from Step_1.series import SeriesConfig, parse_series
-
         expert = self.experts.get("temporal")
         if expert is None:
             raise PipelineError(f"--series: this model fuses {', '.join(self.modalities)}, not temporal")

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from core import distributed
-from core.errors import run_cli
+from core.cli import run_cli
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
 from core.seed import pick_device, seed_everything
@@ -29,12 +29,14 @@ from Step_2.ocr import OcrConfig
 from Step_3.reader import ShardReader, class_counts, filled_splits
 from Step_3.splits import EVALUATED
 from Step_4.config import TrainConfig
-from Step_4.embeddings import resident, tensor_batches
 from Step_4.engine import FitResult, classification, fit, predict
-from Step_4.expert import load_expert, save_expert
-from Step_4.report import headline, split_metrics, summarize, truth_of, write_report
+from Step_4.expert import save_expert
+from Step_4.features.tensors import resident, tensor_batches
+from Step_4.registry import load_expert
+from Step_4.scores import headline, split_metrics, summarize, truth_of, write_report
 from Step_5.config import FusionConfig
 from Step_5.data import dropout_batches, load_fusion_split, save_predictions, tensors_of
+from Step_5.finetune import EndToEndFusion, finetune
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 
 
@@ -80,8 +82,6 @@ def write_gate_plot(gates: dict, path: Path) -> None:
 
 def finetune_end_to_end(model, cfg: FusionConfig, args, reader: ShardReader, ids: dict, device: str, live):
     """The experts' top layers train with the head from the shards; returns result, scores, removal, experts."""
-    from Step_5.finetune import EndToEndFusion, finetune
-
     experts = {m: load_expert(Path(args.experts) / f"{m}_expert", device)[0] for m in cfg.modalities}
     e2e = EndToEndFusion(experts=experts, head=model, modalities=cfg.modalities)
     result, scores, removal = finetune(e2e, cfg.finetune, cfg.train, reader=reader, ids=ids,

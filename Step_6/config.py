@@ -1,4 +1,5 @@
-"""The `evaluate` section of params.yaml as dataclasses (no runtime code)."""
+"""The evaluate stage's settings as dataclasses (no runtime code): the `evaluate` section of params.yaml and the
+paths on its command line."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,3 +62,20 @@ class EvaluateConfig:
         check(0 < self.min_precision < 1 and 0 < self.min_recall < 1, "min_precision / min_recall must be in (0, 1)")
         check(self.bootstrap >= 100, "bootstrap must be >= 100 resamples")
         check(self.caption_length_bins == sorted(self.caption_length_bins), "caption_length_bins must be increasing")
+
+
+@dataclass(frozen=True)
+class EvaluatePaths:
+    """The evaluate stage's inputs and outputs, as given on its command line (see Step_6.evaluate)."""
+
+    shards: str  # shard folder or URL prefix (labels, slices, images)
+    embeddings: str  # the experts' cached embeddings
+    experts: str  # folder holding <modality>_expert/
+    fusion_models: str  # folder holding <method>/
+    comparison: str  # which models exist, best picks
+    cache: str  # corrupted images, their OCR and features
+    metrics: str  # output: quality figures
+    report: str  # output: everything (report stage input)
+    run_report: str  # output: seconds, cache counts
+    calibration: str  # output: temperatures, thresholds
+    plots: str  # output: reliability diagrams

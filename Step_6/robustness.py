@@ -20,17 +20,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.params import build
 from core.progress import progress
 from Step_2.cache import OcrCache
-from Step_2.engine import OcrSettings, engine_version, read_texts
+from Step_2.tesseract import OcrSettings, engine_version, read_texts
 from Step_3.reader import IMAGE_KEYS, ShardReader, decode_series
 from Step_4.engine import to_device
-from Step_4.feature_cache import FeatureCache, fingerprint
-from Step_4.inputs import expert_inputs
+from Step_4.features.batches import expert_inputs
+from Step_4.features.cache import FeatureCache, fingerprint
 from Step_4.metrics import classification_metrics
 from Step_6.config import IMAGE_CORRUPTIONS, MISSING, TEXT_CORRUPTIONS, RobustnessConfig
 from Step_6.corruptions import CorruptedImages, corrupt_text, rng_for
-from Step_6.models import ModelSet, fusion_probs
+from Step_6.inputs import EvaluationInputs
+from Step_6.scored_models import ModelSet, fusion_probs
 
 
 @dataclass
@@ -42,6 +44,20 @@ class Item:
     text: str
     meta: dict  # the shard sample's json (label, tabular, ...)
     series: np.ndarray | None = None  # the engagement series (hours x channels), None without one
+
+
+def robustness_report(models: ModelSet, data: EvaluationInputs, cfg: RobustnessConfig, cache_dir: Path,
+                      device: str) -> dict:
+    """The report's robustness sections and, under 'run', the suite's cache counts: every condition on a seeded
+    sample of each evaluated split, read with the fusion models' own OCR settings."""
+    ocr = build(OcrSettings, next(iter(models.fusions.values())).info.get("ocr_settings", {}), where="ocr_settings")
+    suite = Suite(models, ocr, cfg, cache_dir, data.reader.meta["tabular"], device)
+    sampled = {s: sample_split(data.reader, s, cfg.samples_per_split, cfg.seed) for s in data.splits}
+    results = suite.run(sampled, data.positive)
+    return {"robustness": results, "robustness_conditions": ["clean"] + list(cfg.conditions),
+            "robustness_summary": least_degraded(results, data.splits),
+            "robustness_samples": {s: len(v) for s, v in sampled.items()},
+            "run": {"caches": suite.counts}}  # facts of this run (cache hits, seconds): written apart
 
 
 def sample_split(reader: ShardReader, split: str, count: int, seed: int) -> list[Item]:

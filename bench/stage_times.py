@@ -38,7 +38,7 @@ STAGES = {
     "vision_expert": ["-m", "Step_4.train_expert", "vision", "--shards", "{S}", "--model", "{W}/models/vision_expert",
                       "--embeddings", "{W}/data/embeddings/vision", "--metrics-dir", "{W}/metrics",
                       "--reports-dir", "{W}/reports", "--params", "{P}"],
-    "tabular_pretrain": ["-m", "Step_4.pretrain_tabular", "--shards", "{S}", "--out", "{W}/models/tabular_mfm",
+    "tabular_pretrain": ["-m", "Step_4.tabular.pretrain", "--shards", "{S}", "--out", "{W}/models/tabular_mfm",
                          "--metrics", "{W}/metrics/tabular_mfm.json", "--report", "{W}/reports/tabular_mfm.json",
                          "--params", "{P}"],
     "tabular_expert": ["-m", "Step_4.train_expert", "tabular", "--shards", "{S}", "--mfm", "{W}/models/tabular_mfm",

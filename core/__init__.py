@@ -1,4 +1,5 @@
-"""Shared foundation for every step: params, atomic files, errors, seeding, environment defaults."""
+"""Shared foundation for every step: params, atomic files, errors and the CLI wrapper, seeding, environment
+defaults, thread pools sized to the machine, and multi-process (torchrun) helpers."""
 from core.env import load_env_defaults
 
 load_env_defaults()

@@ -2,7 +2,7 @@
 
 PyTorch's OpenMP workers spin while they wait, so two stages that each use every core (two `dvc exp run`s,
 `dvc queue start -j 2`) slow each other down many times over. Every stage registers itself (`claim`, done by
-`core.errors.run_cli`) in a folder shared by this user's runs on the machine, and its thread pools get
+`core.cli.run_cli`) in a folder shared by this user's runs on the machine, and its thread pools get
 cores // (registered stages still alive) threads. Long loops call `refresh`, so a stage gives cores back or
 takes them again as other stages start and end. A stage alone uses every core.
 

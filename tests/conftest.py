@@ -23,13 +23,13 @@ def tiny_prepare_config(count: int = 40, seed: int = 13) -> PrepareConfig:
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> dict:
     """Run Steps 1–3 on 40 memes; returns the paths of every output."""
+    from core.files import read_jsonl, write_jsonl
     from Step_1.prepare import prepare
     from Step_2.cache import OcrCache
     from Step_2.ocr import OcrConfig, build_manifest, run_ocr
     from Step_3.shard import ShardConfig, build_samples
     from Step_3.splits import assign_splits, link_groups
     from Step_3.taxonomy import TaxonomyConfig, build_taxonomy
-    from core.files import read_jsonl, write_jsonl
 
     root = tmp_path_factory.mktemp("tiny")
     cfg = tiny_prepare_config()
@@ -46,6 +46,18 @@ def tiny_pipeline(tmp_path_factory) -> dict:
     splits = assign_splits(rows, labels, shard_cfg.fractions, shard_cfg.seed, link_groups(rows))
     return {"root": root, "records": records, "manifest": manifest, "ocr": ocr_rows, "rows": rows, "labels": labels,
             "splits": splits, "taxonomy": taxonomy, "shard_cfg": shard_cfg}
+
+
+E2E_FIXTURES = {"stages", "chromium"}  # stage CLIs as subprocesses; a real browser
+E2E_MODULES = {"test_smoke.py", "test_dvc_remote.py", "test_distributed.py"}  # DAG builds, DVC remotes, torchrun
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The end-to-end tier (`pytest -m e2e`, `make test-e2e`): tests that build the DAG, use a DVC remote or
+    torchrun, drive a browser, or run stage CLIs as subprocesses. Everything else is the fast tier (`make test`)."""
+    for item in items:
+        if item.path.name in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

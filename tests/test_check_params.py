@@ -27,3 +27,19 @@ def test_bad_values_and_a_missing_csv_column_are_all_reported(repo_root, tmp_pat
     out = subprocess.run([sys.executable, "-m", "tools.check_params", "--params", str(tmp_path / "params.yaml")],
                          cwd=repo_root, capture_output=True, text=True)
     assert out.returncode == 2 and "nothing was run" in out.stderr and "dvc checkout" in out.stderr
+
+
+def test_a_typo_in_any_section_is_caught(repo_root, tmp_path):
+    """Every top-level section of params.yaml is checked: a misspelt key inside each one, and a misspelt section."""
+    from tools.check_params import sections
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert set(params) == {name for _, name in sections()}  # make check knows every section the stages read
+    for name in params:
+        broken = {**params, name: {**params[name], "colour_typo": 1}}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(broken))
+        problems = check(str(tmp_path / "params.yaml"))
+        assert any("colour_typo" in p for p in problems), (name, problems)
+    renamed = {("fuson" if k == "fusion" else k): v for k, v in params.items()}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(renamed))
+    assert any("unknown section 'fuson'; did you mean 'fusion'?" in p for p in check(str(tmp_path / "params.yaml")))

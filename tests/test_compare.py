@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from Step_4.report import summarize
-from Step_5.compare import compare, contrast
-from Step_5.report import format_table
+from Step_4.scores import summarize
+from Step_5.studies.compare import compare, contrast
+from Step_5.studies.comparison_table import format_table
 
 
 def probs_for(scores):
@@ -74,7 +74,7 @@ def test_compare_names_a_missing_metrics_file(tmp_path):
 
 
 def test_paired_bootstrap_finds_a_real_gain_and_no_gain_between_equals():
-    from Step_5.compare import paired_bootstrap
+    from Step_5.studies.compare import paired_bootstrap
 
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 400)

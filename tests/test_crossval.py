@@ -8,10 +8,9 @@ import torch
 
 from core.errors import PipelineError
 from Step_4.config import TrainConfig
-from Step_5 import crossval
-from Step_5.config import FusionConfig
-from Step_5.config import CrossvalConfig
-from Step_5.crossval import fold_roles, group_of, grouped_folds, summarize_folds
+from Step_5.config import CrossvalConfig, FusionConfig
+from Step_5.studies import crossval
+from Step_5.studies.folds import fold_roles, group_of, grouped_folds, summarize_folds
 
 META = {"classes": ["benign", "abuse_hate"], "positive_index": 1,
         "counts": {"train": {"benign": 120, "abuse_hate": 120}}}
@@ -103,8 +102,11 @@ def test_the_tabular_expert_is_retrained_on_each_folds_training_rows_only(stages
     the stop fold) and every row gets that fold's features."""
     import yaml
 
-    import Step_4.tabular_encoder as tabular_encoder
+    import Step_4.tabular.plugin as tabular_encoder
+    from core.params import section
     from Step_3.reader import ShardReader
+    from Step_4.context import ExpertContext
+    from Step_4.tabular.config import TabularExpertConfig
     from tools.smoke import deep_merge
 
     root = Path(__file__).resolve().parents[1]
@@ -116,7 +118,9 @@ def test_the_tabular_expert_is_retrained_on_each_folds_training_rows_only(stages
     ids = [i for split in ("train", "val") for i in sorted(
         s["id"] for s in reader.samples(split, decode_images=False) if s["meta"]["label"] >= 0)]
     cfg = CrossvalConfig(folds=3)
-    refit = crossval.TabularPerFold(reader, cfg, {"id": ids}, {}, str(tmp_path / "params.yaml"), None, "cpu")
+    trainer = tabular_encoder.fold_trainer(section(TabularExpertConfig, "tabular_expert", str(tmp_path / "params.yaml")),
+                                           ExpertContext(reader=reader, device="cpu"))
+    refit = crossval.PerFold("tabular", trainer, cfg, {"id": ids}, {}, "cpu")
     real, seen = tabular_encoder.fit_one, {}
 
     def spy(cfg_, t, encoder, splits, ctx, live):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from Step_4.dact import DactText, DactUnits, accumulate, dact_over_states, settled
+from Step_4.text.dact import DactText, DactUnits, accumulate, dact_over_states, settled
 
 
 def test_accumulation_and_the_exit_bound_by_hand():
@@ -117,10 +117,11 @@ def tiny_bert_folder(tmp_path_factory) -> Path:
 
 
 def test_full_depth_state_is_the_plain_encoders_feature_and_lambda_survives_save_and_load(tiny_bert_folder, tmp_path):
-    from Step_4.config import DactConfig
-    from Step_4.dact_expert import DactTextEncoder
-    from Step_4.expert import Expert, load_expert, save_expert
-    from Step_4.text_encoder import TextEncoder
+    from Step_4.expert import Expert, save_expert
+    from Step_4.registry import load_expert
+    from Step_4.text.config import DactConfig
+    from Step_4.text.dact_encoder import DactTextEncoder
+    from Step_4.text.encoder import TextEncoder
 
     text = TextEncoder(model=str(tiny_bert_folder), max_length=16).eval()
     batch = text.tokenize(["short", "a rather longer caption with many more words", ""])
@@ -145,7 +146,7 @@ def test_full_depth_state_is_the_plain_encoders_feature_and_lambda_survives_save
 def test_lambda_is_read_from_params_under_its_own_name(tmp_path):
     from core.errors import PipelineError
     from core.params import section
-    from Step_4.config import TextExpertConfig
+    from Step_4.text.config import TextExpertConfig
 
     (tmp_path / "p.yaml").write_text("text_expert:\n  adaptive: dact\n  dact: {lambda: 0.02, halting: batch}\n")
     cfg = section(TextExpertConfig, "text_expert", tmp_path / "p.yaml")
@@ -168,7 +169,7 @@ def test_tiny_dact_expert_end_to_end_through_fusion_and_predict(stages, tiny_ber
     import yaml
     from PIL import Image
 
-    from Step_4.embeddings import load_embeddings
+    from Step_4.features.tensors import load_embeddings
     from tools.smoke import deep_merge
 
     root = Path(__file__).resolve().parents[1]

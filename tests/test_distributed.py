@@ -23,7 +23,7 @@ TOLERANCE = 0.01  # largest difference allowed in any test_seen probability and 
 
 
 def test_two_processes_train_what_one_process_trains(stages, tmp_path):
-    from Step_4.embeddings import load_embeddings
+    from Step_4.features.tensors import load_embeddings
 
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
@@ -67,7 +67,7 @@ def test_two_processes_train_what_one_process_trains(stages, tmp_path):
 def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(stages, tmp_path):
     """Frozen features: each rank encodes its share and the shares merge to the one-process features.
     Fine-tuning: each rank streams its own shards (resampled) and the run completes with rank 0 writing."""
-    from Step_4.embeddings import load_embeddings
+    from Step_4.features.tensors import load_embeddings
 
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
         "shard": {"maxcount": 8},
@@ -98,9 +98,10 @@ def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(s
 def test_a_rank_encodes_only_its_share(stages, tmp_path, monkeypatch):
     from core import distributed
     from Step_3.reader import ShardReader
-    from Step_4.config import TextExpertConfig
-    from Step_4.recipes import ExpertContext, extract_split, owner
+    from Step_4.features.passes import extract_split, owner
+    from Step_4.recipes import ExpertContext
     from Step_4.registry import create_expert
+    from Step_4.text.config import TextExpertConfig
 
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     stages.shards()

@@ -1,53 +1,52 @@
-"""Every project module a stage's command imports is one of the stage's deps, so a code change reruns it."""
-import ast
+"""Every project module a stage's command runs is one of the stage's deps (so a code change reruns it), and every
+code dep it lists is code it runs (so nothing else does). Imports inside functions count, and so do the plugin and
+config modules the expert registry loads by string (tools.import_graph.stage_modules)."""
 import re
 from pathlib import Path
 
 import yaml
 
+from tools.import_graph import module_file, stage_modules
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("Step_1", "Step_2", "Step_3", "Step_4", "Step_5", "Step_6", "core", "tools")
+CODE = re.compile(r"^(Step_\d|core|tools|bench)(/|$)")
 
 
-def module_file(name: str) -> Path | None:
-    path = ROOT.joinpath(*name.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def imported_names(path: Path):
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
-
-
-def project_files(module: str) -> set[Path]:
-    """The module and every project module it imports, transitively (static imports only)."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        path = module_file(todo.pop())
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        todo += [name for name in imported_names(path) if name.split(".")[0] in PACKAGES]
-    return seen
-
-
-def test_stage_deps_cover_the_code_each_stage_imports():
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    missing = {}
-    for name, stage in stages.items():
+def stage_deps():
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
         stage = stage.get("do", stage)
-        deps = [d.rstrip("/") for d in stage.get("deps", [])]
-        used = set().union(*(project_files(m) for m in re.findall(r"python -m ([\w.]+)", stage["cmd"])))
-        uncovered = sorted(str(p.relative_to(ROOT)) for p in used if p.name != "__init__.py" and not any(
-            str(p.relative_to(ROOT)) == d or str(p.relative_to(ROOT)).startswith(d + "/") for d in deps))
+        yield name, stage["cmd"], [d.rstrip("/") for d in stage.get("deps", [])]
+
+
+def used_files(cmd: str) -> set[str]:
+    return {str(module_file(m).relative_to(ROOT)) for m in stage_modules(cmd)} - {None}
+
+
+def test_stage_deps_cover_the_code_each_stage_runs():
+    missing = {}
+    for name, cmd, deps in stage_deps():
+        uncovered = sorted(f for f in used_files(cmd) if not f.endswith("__init__.py") and not any(
+            f == d or f.startswith(d + "/") for d in deps))
         if uncovered:
             missing[name] = uncovered
-    assert not missing, f"stages import code they do not list in deps: {missing}"
+    assert not missing, f"stages run code they do not list in deps: {missing}"
+
+
+def test_every_code_dep_is_code_the_stage_runs():
+    unused = {}
+    for name, cmd, deps in stage_deps():
+        used = used_files(cmd)
+        extra = [d for d in deps if CODE.match(d) and d.endswith(".py") and d not in used]
+        extra += [d for d in deps if CODE.match(d) and (ROOT / d).is_dir()
+                  and not any(f.startswith(d + "/") for f in used)]
+        if extra:
+            unused[name] = extra
+    assert not unused, f"stages list code deps they never run: {unused}"
+
+
+def test_an_expert_stage_depends_on_its_own_modality_only():
+    deps = dict((name, d) for name, _, d in stage_deps())
+    assert "Step_4/text" in deps["text_expert"] and "Step_4/vision" not in deps["text_expert"]
+    assert "Step_4/vision" in deps["vision_expert"] and "Step_4/text" not in deps["vision_expert"]
+    # fusion loads every saved expert through the registry, so every modality's plugin is its code
+    assert {"Step_4/text", "Step_4/vision", "Step_4/temporal"} <= set(deps["fusion"])

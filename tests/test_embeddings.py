@@ -5,13 +5,13 @@ from pathlib import Path
 
 import torch
 
-from Step_4.embeddings import load_embeddings
+from Step_4.features.tensors import load_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITE = """
 import sys, torch
 from pathlib import Path
-from Step_4.embeddings import save_embeddings
+from Step_4.features.tensors import save_embeddings
 data = {"ids": ["m-1", "m-2", "m-3"], "features": torch.arange(12.).reshape(3, 4), "logits": torch.zeros(3, 2),
         "labels": torch.tensor([0, 1, -1]), "true_labels": torch.tensor([0, 0, 1]), "present": torch.tensor([True, False, True])}
 save_embeddings(Path(sys.argv[1]), data, "text")
@@ -33,7 +33,7 @@ def test_fusion_refuses_embeddings_that_do_not_match_the_shards(tmp_path):
     import pytest
 
     from core.errors import PipelineError
-    from Step_4.embeddings import save_embeddings
+    from Step_4.features.tensors import save_embeddings
     from Step_5.data import load_fusion_split
 
     for m in ("text", "vision"):

@@ -8,10 +8,11 @@ import torch
 from Step_3.reader import ShardReader
 from Step_3.shard import shard_pattern, write_shards
 from Step_4.expert import Expert
-from Step_4.feature_cache import FeatureCache, fingerprint
-from Step_4.recipes import ExpertContext, embed_splits
-from Step_4.text_encoder import TextEncoder
-from Step_4.vision_encoder import VisionEncoder
+from Step_4.features.cache import FeatureCache, fingerprint
+from Step_4.features.passes import embed_splits
+from Step_4.recipes import ExpertContext
+from Step_4.text.encoder import TextEncoder
+from Step_4.vision.encoder import VisionEncoder
 
 CFG = SimpleNamespace(embed_batch_size=8, num_workers=0, runtime="torch", precision="fp32")
 
@@ -125,7 +126,7 @@ def test_old_fingerprints_are_pruned_and_a_damaged_file_is_rebuilt(tmp_path):
 
 
 def test_text_content_key_is_the_text_bytes():
-    key = TextEncoder.content_key({"txt": "same words".encode()})
+    key = TextEncoder.content_key({"txt": b"same words"})
     assert key == TextEncoder.content_key({"txt": b"same words", "png": b"another image"})
     assert key != TextEncoder.content_key({"txt": b"other words"})
     assert VisionEncoder.content_key({"png": b"abc", "txt": b"x"}) != VisionEncoder.content_key({"png": b"abd"})
@@ -133,9 +134,9 @@ def test_text_content_key_is_the_text_bytes():
 
 def test_a_cached_rerun_trains_the_same_heads(tiny_pipeline, tmp_path):
     """Encoding consumes random numbers and a cache hit does not; the trained heads must not notice."""
-    from Step_4.config import VisionExpertConfig
-    from Step_4.recipes import train_from_shards
     from core.params import build
+    from Step_4.recipes import train_from_shards
+    from Step_4.vision.config import VisionExpertConfig
 
     reader = write_shard_set(tiny_pipeline, tmp_path / "shards")
     reader.meta.update(classes=["benign", "abuse_hate"], positive_index=1,

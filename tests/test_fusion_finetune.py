@@ -4,16 +4,16 @@ from collections import Counter
 import numpy as np
 import torch
 
+from Step_3.reader import ShardReader
 from Step_3.shard import write_shards
 from Step_3.splits import SPLITS
-from Step_3.tabular import TabularEncoder, fit_schema
-from Step_4.expert import Expert
-from Step_3.reader import ShardReader
+from Step_3.tabular import TabularSchema, fit_schema
 from Step_4.config import TrainConfig
-from Step_4.tabular_encoder import TabularFeatureEncoder
-from Step_4.tabular_model import FTConfig
-from Step_4.text_encoder import TextEncoder
-from Step_4.vision_encoder import VisionEncoder
+from Step_4.expert import Expert
+from Step_4.tabular.model import FTConfig
+from Step_4.tabular.plugin import TabularFeatureEncoder
+from Step_4.text.encoder import TextEncoder
+from Step_4.vision.encoder import VisionEncoder
 from Step_5.config import FinetuneConfig
 from Step_5.finetune import EndToEndFusion, finetune
 from Step_5.models import ConcatFusion, FusionDims
@@ -29,7 +29,7 @@ def test_finetune_trains_top_layers_only(tiny_pipeline, tmp_path):
     meta = {"classes": ["benign", "abuse_hate"], "positive_index": 1, "text_source": "ocr",
             "counts": {s: dict(c) for s, c in counts.items()}, "sizes": {s: sum(c.values()) for s, c in counts.items()},
             "tabular": schema}
-    tab = TabularEncoder(schema)
+    tab = TabularSchema(schema)
     torch.manual_seed(0)
     experts = {
         "text": Expert(modality="text", encoder=TextEncoder(max_length=16), n_classes=2, head_hidden=8, dropout=0.0),

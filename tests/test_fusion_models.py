@@ -100,7 +100,7 @@ def test_align_is_the_product_of_the_paired_projections():
 def test_epoch_dropout_draws_are_the_per_batch_draws():
     """dropout_batches draws an epoch's modality dropout at once (one copy to a GPU): the same masks as
     drawing per batch, so the CPU's results do not move."""
-    from Step_4.embeddings import tensor_batches
+    from Step_4.features.tensors import tensor_batches
     from Step_5.data import dropout_batches
 
     train = batch(203, seed=3)

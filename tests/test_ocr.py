@@ -6,8 +6,8 @@ from PIL import Image
 from Step_1.synthetic.render import draw_caption
 from Step_1.synthetic.scenes import make_background
 from Step_2.cache import OcrCache
-from Step_2.engine import OcrSettings, char_error_rate, isolate_outlined_text, read_text
 from Step_2.ocr import OcrConfig, build_manifest, run_ocr
+from Step_2.tesseract import OcrSettings, char_error_rate, isolate_outlined_text, read_text
 
 
 def test_tesseract_reads_a_rendered_caption_over_a_photo():
@@ -68,7 +68,7 @@ def test_manifest_rejects_unusable_images_with_reasons(tmp_path):
 
 def test_batched_ocr_equals_one_image_at_a_time():
     """Step 2 reads images in batches, predict reads one: both must give the same text."""
-    from Step_2.engine import read_texts
+    from Step_2.tesseract import read_texts
 
     rng = np.random.default_rng(9)
     images = [draw_caption(make_background(c, 320, rng), "NO THOUGHTS", "HEAD EMPTY", rng)

@@ -48,8 +48,9 @@ def test_repository_params_load(repo_root):
     from Step_1.config import PrepareConfig
     from Step_2.ocr import OcrConfig
     from Step_3.taxonomy import TaxonomyConfig
-    from Step_4.config import (TabularExpertConfig, TabularModelConfig, TabularPretrainConfig, TextExpertConfig,
-                               VisionExpertConfig)
+    from Step_4.tabular.config import TabularExpertConfig, TabularModelConfig, TabularPretrainConfig
+    from Step_4.text.config import TextExpertConfig
+    from Step_4.vision.config import VisionExpertConfig
     from Step_5.config import FusionConfig
 
     params = repo_root / "params.yaml"
@@ -71,7 +72,7 @@ def test_exponent_floats_and_fusion_modality_order():
 
 
 def test_ocr_settings_are_checked():
-    from Step_2.engine import OcrSettings
+    from Step_2.tesseract import OcrSettings
 
     with pytest.raises(PipelineError, match="not one of"):
         build(OcrSettings, {"preprocess": "outlined"}, where="ocr.settings")
@@ -106,7 +107,8 @@ def test_auto_loader_sizes_follow_the_device(monkeypatch):
     """'auto' extraction batch and loader workers: the CPU values the committed features were made with on the
     CPU; larger batches and workers (capped by the cores, less one) on CUDA; numbers stay as given."""
     import core.threads
-    from Step_4.config import TextExpertConfig, VisionExpertConfig
+    from Step_4.text.config import TextExpertConfig
+    from Step_4.vision.config import VisionExpertConfig
     from Step_5.config import FinetuneConfig
 
     text = build(TextExpertConfig, {"embed_batch_size": "auto", "num_workers": "auto"}, where="text_expert")

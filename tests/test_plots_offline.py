@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-
 from tools.browser import render_dom, summarize
 from tools.smoke import dvc
 

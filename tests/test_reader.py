@@ -10,7 +10,8 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from core.errors import PipelineError
-from Step_3.reader import ShardReader, decode_image, pooled_steps, read_meta, shard_urls, steps_per_epoch
+from Step_3.loaders import pooled_steps, steps_per_epoch
+from Step_3.reader import ShardReader, decode_image, read_meta, shard_urls
 from Step_3.shard import shard_pattern, write_shards
 
 

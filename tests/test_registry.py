@@ -6,13 +6,15 @@ from PIL import Image
 
 from core.errors import PipelineError
 from core.params import build
-
 from Step_3.tabular import fit_schema
-from Step_4.config import TabularExpertConfig, TemporalExpertConfig, TextExpertConfig, VisionExpertConfig
-from Step_4.inputs import expert_inputs
+from Step_4.features.batches import expert_inputs
 from Step_4.registry import EXPERTS, create_expert, modalities
-from Step_4.text_encoder import TextEncoder, resolve_text_model
-from Step_4.vision_encoder import VisionEncoder
+from Step_4.tabular.config import TabularExpertConfig
+from Step_4.temporal.config import TemporalExpertConfig
+from Step_4.text.config import TextExpertConfig
+from Step_4.text.encoder import TextEncoder, resolve_text_model
+from Step_4.vision.config import VisionExpertConfig
+from Step_4.vision.encoder import VisionEncoder
 from Step_5.models import FUSIONS, FusionDims, create_fusion
 
 META = {"classes": ["benign", "abuse_hate"], "tabular": fit_schema(["a"], ["b"], [{"tabular": {"a": 2.0, "b": "x"}},

@@ -14,7 +14,7 @@ import torch
 
 from tools.smoke import run_smoke
 
-pytestmark = pytest.mark.smoke
+pytestmark = pytest.mark.e2e
 
 
 SMOKE_THREADS = 1  # each build's stages: two builds side by side on two cores, and reruns below match them
@@ -153,7 +153,8 @@ def test_predict_on_a_new_meme(smoke_dir, tmp_path):
 def test_predict_takes_an_engagement_series(smoke_dir, tmp_path):
     """--series (a file or inline JSON) reaches the temporal expert: the gate gives it weight; without it the
     temporal modality is masked (gate 0); a bad series is refused naming the problem."""
-    from Step_1.synthetic.generate import SyntheticOptions, make_engagement, make_meme
+    from Step_1.synthetic.generate import make_engagement, make_meme
+    from Step_1.synthetic.options import SyntheticOptions
 
     target, _ = smoke_dir
     opts = SyntheticOptions(count=10, seed=5)
@@ -214,8 +215,8 @@ def test_expert_finetune_mode_on_real_shards(smoke_dir, tmp_path, modality, extr
     report = json.loads((tmp_path / "metrics" / f"{modality}_expert.json").read_text())
     facts = json.loads((tmp_path / "reports" / f"{modality}_expert.json").read_text())
     assert facts["training"]["epochs_run"] == 1 and 0 <= report["test_seen"]["auroc"] <= 1
-    from Step_4.embeddings import load_embeddings
-    from Step_4.expert import load_expert
+    from Step_4.features.tensors import load_embeddings
+    from Step_4.registry import load_expert
 
     emb = load_embeddings(tmp_path / "emb" / "test_seen.safetensors")
     expert, _ = load_expert(tmp_path / "model")

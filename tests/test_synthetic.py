@@ -14,8 +14,9 @@ from Step_1.config import SourceConfig
 from Step_1.records import SPLITS
 from Step_1.sources import import_synthetic
 from Step_1.synthetic.captions import FRAMES
-from Step_1.synthetic.generate import (CATEGORICAL_FIELDS, NUMERIC_FIELDS, SyntheticOptions, make_meme,
-                                       make_record)
+from Step_1.synthetic.generate import make_meme, make_record
+from Step_1.synthetic.metadata import CATEGORICAL_FIELDS, NUMERIC_FIELDS
+from Step_1.synthetic.options import SyntheticOptions
 from Step_1.synthetic.scenes import FAMILIES, MEDIA, draw_scene, make_background
 from Step_1.synthetic.unfamiliar import BACKGROUNDS, font_path, make_unfamiliar_benign
 

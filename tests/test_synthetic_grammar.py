@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from Step_1.synthetic.captions import FRAMES, GROUPS, INTENTS, SLOTS, make_caption, misspell
-from Step_1.synthetic.generate import SyntheticOptions, make_pools, make_record
+from Step_1.synthetic.generate import make_record
+from Step_1.synthetic.options import SyntheticOptions
+from Step_1.synthetic.pools import make_pools
 from Step_1.synthetic.scenes import CONTENTS, FAMILIES
 
 SLOT = re.compile(r"\{(\w+)\}")

@@ -4,8 +4,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from Step_1.synthetic.generate import (SyntheticOptions, annotate, expected_agreement, is_hateful,
-                                       make_record)
+from Step_1.synthetic.generate import make_record
+from Step_1.synthetic.labels import annotate, expected_agreement, is_hateful
+from Step_1.synthetic.options import SyntheticOptions
 from Step_1.synthetic.scenes import CONTENTS
 
 

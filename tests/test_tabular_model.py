@@ -1,4 +1,4 @@
-"""Tests for Step_4.tabular_model: FT-Transformer encoder and masked-feature-modelling pretraining."""
+"""Tests for Step_4.tabular.model: FT-Transformer encoder and masked-feature-modelling pretraining."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from Step_4.tabular_model import FTConfig, FTTransformerEncoder, MaskedFeatureModel, parameter_groups
+from Step_4.tabular.model import FTConfig, FTTransformerEncoder, MaskedFeatureModel, parameter_groups
 
 CARDS = [4, 3, 8]
 
@@ -236,10 +236,10 @@ def test_parameter_groups_match_rtdl_and_cover_tokens():
 
 def test_sources_without_metadata_get_an_always_missing_placeholder():
     """The shard stage's placeholder schema builds a model and marks every row's tabular modality absent."""
-    from Step_3.tabular import TabularEncoder, fit_schema
+    from Step_3.tabular import TabularSchema, fit_schema
 
     schema = fit_schema(["no_tabular_fields"], [], [{"tabular": {}}, {"tabular": {}}])
-    enc = TabularEncoder(schema)
+    enc = TabularSchema(schema)
     x_num, missing, x_cat = enc.encode({})
     assert enc.is_empty({}) and missing.tolist() == [1.0] and x_cat.shape == (0,)
     model = FTTransformerEncoder(config=FTConfig(n_numeric=1, cardinalities=[], d_block=16, n_blocks=1,

@@ -8,8 +8,9 @@ import torch
 
 from core.errors import PipelineError
 from Step_1.synthetic.engagement import CHANNELS
-from Step_1.synthetic.generate import SyntheticOptions, make_engagement, make_record
-from Step_4.temporal_encoder import SeriesFeatureEncoder, series_arrays
+from Step_1.synthetic.generate import make_engagement, make_record
+from Step_1.synthetic.options import SyntheticOptions
+from Step_4.temporal.plugin import SeriesFeatureEncoder, series_arrays
 
 STEPS = 72
 
@@ -138,7 +139,7 @@ def test_a_series_of_the_wrong_shape_is_refused():
 def test_the_temporal_expert_stage_trains_and_caches_embeddings(stages, tmp_path):
     from core.files import read_json
     from Step_3.reader import ShardReader
-    from Step_4.embeddings import load_embeddings
+    from Step_4.features.tensors import load_embeddings
 
     write_params(tmp_path, {"temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0, 1]}}})
     stages.shards()
@@ -156,19 +157,24 @@ def test_the_temporal_expert_stage_trains_and_caches_embeddings(stages, tmp_path
 
 
 def test_the_temporal_expert_is_retrained_on_each_folds_training_rows_only(stages, tmp_path, monkeypatch):
-    import Step_4.temporal_encoder as temporal_encoder
+    import Step_4.temporal.plugin as temporal_encoder
+    from core.params import section
     from Step_3.reader import ShardReader
-    from Step_5 import crossval
+    from Step_4.context import ExpertContext
+    from Step_4.temporal.config import TemporalExpertConfig
     from Step_5.config import CrossvalConfig
-    from Step_5.crossval import fold_roles
+    from Step_5.studies import crossval
+    from Step_5.studies.folds import fold_roles
 
     write_params(tmp_path, {"temporal_expert": {"train": {"epochs": 2, "batch_size": 8, "seeds": [0]}}})
     stages.shards()
     reader = ShardReader(tmp_path / "shards")
     ids = [i for split in ("train", "val") for i in sorted(
         s["id"] for s in reader.samples(split, decode_images=False) if s["meta"]["label"] >= 0)]
-    refit = crossval.TemporalPerFold(reader, CrossvalConfig(folds=3), {"id": ids}, {}, str(tmp_path / "params.yaml"),
-                                     "cpu")
+    trainer = temporal_encoder.fold_trainer(
+        section(TemporalExpertConfig, "temporal_expert", str(tmp_path / "params.yaml")),
+        ExpertContext(reader=reader, device="cpu"))
+    refit = crossval.PerFold("temporal", trainer, CrossvalConfig(folds=3), {"id": ids}, {}, "cpu")
     real, seen = temporal_encoder.fit_one, {}
 
     def spy(cfg, t, meta, splits, device, live, desc="temporal"):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from Step_4.temporal_model import create_series_encoder, masked_pool
+from Step_4.temporal.model import create_series_encoder, masked_pool
 
 T, C = 72, 5
 

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from core.errors import PipelineError
-from Step_4.expert import Expert, load_expert, save_expert
-from Step_4.text_encoder import TextEncoder, resolve_text_model
+from Step_4.expert import Expert, save_expert
+from Step_4.registry import load_expert
+from Step_4.text.encoder import TextEncoder, resolve_text_model
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def test_fixed_thread_count(jobs, monkeypatch):
 
 def test_a_stage_sizes_torch_beside_another(jobs, tmp_path):
     """Two registered processes: the second sizes torch to half the cores it may use; after it ends its file is gone."""
-    script = ("import torch; from core import threads; from core.errors import run_cli\n"
+    script = ("import torch; from core import threads; from core.cli import run_cli\n"
               "run_cli(lambda: print(torch.get_num_threads()))")
     env = {**os.environ, "PIPELINE_JOBS_DIR": str(jobs), "PYTHONPATH": os.getcwd()}
     env.pop("PIPELINE_THREADS", None)

@@ -4,11 +4,12 @@ import torch
 
 from core.errors import PipelineError
 from Step_4.config import TrainConfig
-from Step_4.embeddings import tensor_batches
 from Step_4.engine import Objective, classification, fit, predict, trainable_state, warmup_cosine
-from Step_4.expert import Expert, load_expert, save_expert
-from Step_4.tabular_encoder import TabularFeatureEncoder
-from Step_4.tabular_model import FTConfig
+from Step_4.expert import Expert, save_expert
+from Step_4.features.tensors import tensor_batches
+from Step_4.registry import load_expert
+from Step_4.tabular.model import FTConfig
+from Step_4.tabular.plugin import TabularFeatureEncoder
 
 
 def separable(n=200, seed=0):
@@ -187,8 +188,8 @@ def test_weighted_bce_and_focal_alpha_losses():
 
 
 def test_adamw_is_fused_on_cuda_only_and_training_tensors_stay_put_on_the_cpu(monkeypatch):
-    from Step_4 import embeddings
     from Step_4.engine import adamw
+    from Step_4.features import tensors as embeddings
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     assert adamw([{"params": params}], TrainConfig(), "cuda").defaults["fused"] is True

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from skimage.data import chelsea
 
 from core.errors import PipelineError
-from Step_4.vision_encoder import VisionEncoder, bundled_state_dict
+from Step_4.vision.encoder import VisionEncoder, bundled_state_dict
 
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -10,35 +10,37 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import json
 import sys
 from pathlib import Path
 
 from core.errors import PipelineError
 from core.params import build, load_params, section
+from Step_1.config import PrepareConfig
+from Step_1.importers import CsvOptions, HatefulMemesOptions, JsonlOptions
+from Step_1.synthetic.options import SyntheticOptions
+from Step_2.ocr import OcrConfig
+from Step_3.shard import ShardConfig
+from Step_3.taxonomy import TaxonomyConfig
+from Step_4.registry import EXPERTS
+from Step_4.tabular.config import TabularModelConfig, TabularPretrainConfig
+from Step_5.config import CrossvalConfig, FusionConfig
+from Step_5.models import FUSIONS, fusion_params
+from Step_5.studies.unfamiliar import UnfamiliarConfig
+from Step_6.config import EvaluateConfig
 
 
 def sections() -> list[tuple[type, str]]:
-    from Step_1.config import PrepareConfig
-    from Step_2.ocr import OcrConfig
-    from Step_3.shard import ShardConfig
-    from Step_3.taxonomy import TaxonomyConfig
-    from Step_4.config import TabularModelConfig, TabularPretrainConfig
-    from Step_4.registry import EXPERTS
-    from Step_5.config import CrossvalConfig, FusionConfig
-    from Step_5.unfamiliar import UnfamiliarConfig
-
+    """(dataclass, params.yaml section) of every section a stage reads; each expert kind's from the registry."""
     return [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"), (ShardConfig, "shard"),
             *[(k.config, k.section) for k in EXPERTS.values()], (TabularModelConfig, "tabular_model"),
             (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (CrossvalConfig, "crossval"),
-            (UnfamiliarConfig, "unfamiliar")]
+            (UnfamiliarConfig, "unfamiliar"), (EvaluateConfig, "evaluate")]
 
 
 def check_source(source) -> None:
     """A source's options by kind, its path, and (csv / jsonl) the mapped columns in its first row."""
-    from Step_1.importers import CsvOptions, HatefulMemesOptions, JsonlOptions
-    from Step_1.synthetic.generate import SyntheticOptions
-
     kinds = {"synthetic": SyntheticOptions, "hateful_memes": HatefulMemesOptions, "jsonl": JsonlOptions,
              "csv": CsvOptions}
     opts = build(kinds[source.kind], source.options, where=f"prepare.sources[{source.name}].options")
@@ -68,11 +70,16 @@ def _first_row(path: Path, opts, kind: str) -> list[str]:
 
 def check(params: str) -> list[str]:
     """Every problem found, one line each (empty when all is well)."""
-    from Step_5.models import FUSIONS, fusion_params
-
     problems = []
-    if not isinstance(load_params(params), dict):
+    loaded = load_params(params)
+    if not isinstance(loaded, dict):
         return [f"{params}: not a mapping"]
+    known = [name for _, name in sections()]
+    for name in loaded:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            problems.append(f"{params}: unknown section '{name}'" + (f"; did you mean '{close[0]}'?" if close else
+                                                                    f"; sections: {', '.join(known)}"))
     for cls, name in sections():
         try:
             cfg = section(cls, name, params)

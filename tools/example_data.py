@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from Step_1.synthetic.engagement import CHANNELS
-from Step_1.synthetic.generate import SyntheticOptions, make_engagement, make_meme
+from Step_1.synthetic.generate import make_engagement, make_meme
+from Step_1.synthetic.options import SyntheticOptions
 
 
 def _memes(count: int, seed: int):

@@ -1,7 +1,7 @@
 """Caption material for the grammar in Step_1.synthetic.captions: intents, group names, slot words, frames.
 
 Intents (what the caption says; the label also depends on the image and, for `borderline`, on the
-account — see Step_1.synthetic.generate):
+account — see Step_1.synthetic.labels):
 - neutral: everyday jokes, some self-mocking ("me trying to ...").
 - group_neutral: a harmless mention of a group (food festival, friends, language): benign text that names a group.
 - mocking: ridicule or dehumanising remarks aimed at whoever is pictured; names no group.

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from Step_1.synthetic.caption_frames import FRAMES, GROUPS, PREFIXES, SARCASM, SLOTS, SUFFIXES, Frame
-from Step_1.synthetic.caption_frames import INTENTS  # noqa: F401 - re-exported for callers of this module
+from Step_1.synthetic.caption_frames import (
+    FRAMES,
+    GROUPS,
+    INTENTS,  # noqa: F401 - re-exported for callers of this module
+    PREFIXES,
+    SARCASM,
+    SLOTS,
+    SUFFIXES,
+    Frame,
+)
 
 _SLOT = re.compile(r"\{(\w+)\}")
 MAX_CHARS = 64  # longer captions shrink the font below what OCR reads well

@@ -7,7 +7,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def load_photo(name: str) -> Image.Image:
     """One of the bundled photographs as an RGB PIL image, at most 640 px a side (loaded once per process)."""
     from skimage import data
@@ -31,7 +32,7 @@ def load_photo(name: str) -> Image.Image:
     return image
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lfw_faces() -> np.ndarray:
     """The 100 face crops (25×25 grey, 0..1) of scikit-image's LFW subset."""
     from skimage import data

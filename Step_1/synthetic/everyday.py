@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from Step_1.synthetic.drawing import disc, gradient, load_photo, outdoor, polar, random_colour, wall
 
+
 def draw_fish(size, rng):
     image = gradient(size, (20, 90, 160), (10, 40, 90))
     draw = ImageDraw.Draw(image)
@@ -65,7 +66,7 @@ def draw_pizza(size, rng):
     cx, cy, r = size / 2, size * 0.6, size * rng.uniform(0.3, 0.4)
     disc(draw, cx, cy, r, fill=(220, 160, 70))
     disc(draw, cx, cy, r * 0.88, fill=(200, 60, 40))
-    for k in range(int(rng.integers(6, 12))):
+    for _ in range(int(rng.integers(6, 12))):
         disc(draw, *polar(cx, cy, r * rng.uniform(0.1, 0.7), rng.uniform(0, 6.3)), r * 0.1, fill=(150, 30, 30))
     for k in range(int(rng.choice([6, 8]))):
         draw.line((cx, cy, *polar(cx, cy, r, k * 2 * math.pi / 8)), fill=(180, 120, 50), width=2)

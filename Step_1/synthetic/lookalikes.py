@@ -4,8 +4,19 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from Step_1.synthetic.drawing import (backdrop, crop_jitter, disc, gradient, jitter, load_photo, outdoor, pins,
-                                      poster_frame, random_colour, wall)
+from Step_1.synthetic.drawing import (
+    backdrop,
+    crop_jitter,
+    disc,
+    gradient,
+    jitter,
+    load_photo,
+    outdoor,
+    pins,
+    poster_frame,
+    random_colour,
+    wall,
+)
 from Step_1.synthetic.people import PERSON_PHOTOS, face_tile, figure, head_and_shoulders
 
 
@@ -34,7 +45,7 @@ def draw_mannequin(size: int, rng: np.random.Generator) -> Image.Image:
         draw.ellipse((cx - h * 0.15, feet + size * 0.04, cx + h * 0.15, feet + size * 0.07), fill=(70, 70, 70))
         figure(draw, cx, feet, h, rng, skin=shell, cloth=random_colour(rng, 30, 220) if rng.random() < 0.6 else shell,
                legs=shell, face=False, head="round")
-    for k in range(int(rng.integers(2, 5))):  # shop-window reflections
+    for _ in range(int(rng.integers(2, 5))):  # shop-window reflections
         x = rng.uniform(0, size)
         draw.line((x, 0, x + size * 0.3, size), fill=(200, 210, 225), width=int(rng.integers(2, 6)))
     draw.rectangle((0, 0, size - 1, size - 1), outline=random_colour(rng, 30, 90), width=max(3, size // 30))

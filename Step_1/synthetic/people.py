@@ -4,8 +4,17 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from Step_1.synthetic.drawing import (SKIN, backdrop, crop_jitter, disc, lfw_faces, load_photo, outdoor, paper_colour,
-                                      random_colour)
+from Step_1.synthetic.drawing import (
+    SKIN,
+    backdrop,
+    crop_jitter,
+    disc,
+    lfw_faces,
+    load_photo,
+    outdoor,
+    paper_colour,
+    random_colour,
+)
 
 PERSON_PHOTOS = ("astronaut", "camera")
 

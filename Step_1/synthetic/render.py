@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def anton_path() -> Path:
     """The Anton TTF shipped by the `fontpkg-anton` package (the usual Impact substitute)."""
     import fontpkg

@@ -26,7 +26,6 @@ from Step_1.synthetic import everyday, graphics, lookalikes, people
 from Step_1.synthetic.drawing import crop_jitter, load_photo, paper_colour, random_colour
 from Step_1.synthetic.symbols import MEDIA, draw_on_medium
 
-
 CONTENTS = ("person", "lookalike", "emblem", "emblem_lookalike", "animal", "food", "vehicle", "landscape",
             "object", "abstract", "screenshot", "text_only")
 FAMILIES: dict[str, tuple[str, ...]] = {

@@ -6,8 +6,17 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from Step_1.synthetic.drawing import (crop_jitter, disc, load_photo, paper_colour, pins, polar, poster_frame,
-                                      random_colour, wall)
+from Step_1.synthetic.drawing import (
+    crop_jitter,
+    disc,
+    load_photo,
+    paper_colour,
+    pins,
+    polar,
+    poster_frame,
+    random_colour,
+    wall,
+)
 from Step_1.synthetic.graphics import draw_feed
 
 MEDIA = ("flag", "graffiti", "sticker", "patch", "paper", "screen", "poster")  # where an emblem or symbol appears

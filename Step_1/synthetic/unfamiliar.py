@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from Step_1.synthetic.captions import split_top_bottom
-from Step_1.synthetic.generate import make_tabular
+from Step_1.synthetic.metadata import make_tabular
 from Step_1.synthetic.render import draw_caption
 
 BACKGROUNDS = ("lined", "dots", "diagonal", "checks", "graph")
@@ -34,7 +34,7 @@ NOTES = ("remember to water the tomatoes", "lost a blue scarf near the fountain"
          "the duck pond froze over", "quiz night moved to thursday", "congratulations to the new graduates")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def font_path() -> str:
     """Archivo Black, shipped by the `fontpkg-archivo-black` package (a wide grotesque, unlike condensed Anton)."""
     import fontpkg

@@ -1,0 +1,1 @@
+"""Feature extraction for the experts: batches from the shards, passes over every split, the content-keyed cache."""

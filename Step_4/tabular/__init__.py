@@ -1,0 +1,1 @@
+"""The tabular expert: an FT-Transformer over the metadata fields, pretrained by masked-feature modelling (MFM)."""

@@ -1,0 +1,1 @@
+"""The temporal expert: a 1D-CNN or transformer over a meme's hourly engagement series."""

@@ -1,0 +1,294 @@
+"""Write the numbers of README.md and docs/*.md from metrics/*.json, so no figure in them is typed by hand.
+
+A region between two marker comments
+
+    <!-- numbers:results-table -->
+    ...
+    <!-- /numbers -->
+
+is replaced by what the generator of that name (NAMES below) makes from the metrics files. `--check` only
+compares, and exits 1 naming every file whose regions are out of date. Files are written atomically.
+
+    python -m tools.docs_numbers            # rewrite README.md and docs/*.md
+    python -m tools.docs_numbers --check    # exit 1 when a document is out of date
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+REGION = re.compile(r"(<!-- numbers:([a-z0-9-]+) -->\n)(.*?)(<!-- /numbers -->)", re.DOTALL)
+OPENING = re.compile(r"<!-- numbers:([a-z0-9-]+) -->")
+SPLITS = ("val", "test_seen", "test_unseen")
+CONDITIONS = ("jpeg", "blur", "noise", "downscale", "rotate", "crop", "brightness", "border", "ocr_noise",
+              "dropped_words", "missing_text", "missing_vision", "missing_tabular", "missing_temporal")
+
+
+class DocsError(Exception):
+    """A missing metrics file, an unknown region name or an unclosed region."""
+
+
+class Metrics:
+    """The metrics files of one folder, each read once: metrics.get("comparison") is metrics/comparison.json."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.files = folder, {}
+
+    def get(self, name: str) -> dict:
+        if name not in self.files:
+            path = self.folder / f"{name}.json"
+            if not path.is_file():
+                raise DocsError(f"{path} is missing (it is written by `dvc repro`)")
+            self.files[name] = json.loads(path.read_text(encoding="utf-8"))
+        return self.files[name]
+
+
+def pm(scores: dict, key: str, digits: int = 3) -> str:
+    """'0.751 ± 0.002' (mean ± std over seeds or folds), or the bare value when there is no std."""
+    value = f"{scores[key]:.{digits}f}"
+    return f"{value} ± {scores[key + '_std']:.{digits}f}" if key + "_std" in scores else value
+
+
+def signed(value: float, digits: int = 3) -> str:
+    return f"{value:+.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def marked(comparison: dict, name: str) -> str:
+    best = name in (comparison["best_expert"], comparison["best_fusion"])
+    return f"{name} *" if best else name
+
+
+def results_table(m: Metrics) -> list[str]:
+    """Headline: AUROC per split and macro-F1 on the test splits, mean ± std over seeds, 3 decimals."""
+    comparison = m.get("comparison")
+    header = ["model", "kind"] + [f"{s} AUROC" for s in SPLITS] + [f"{s} macro-F1" for s in SPLITS[1:]]
+    rows = []
+    for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
+        rows.append([marked(comparison, name), model["kind"]] + [pm(model[s], "auroc") for s in SPLITS]
+                    + [pm(model[s], "macro_f1") for s in SPLITS[1:]])
+    return table(header, rows)
+
+
+def results_full(m: Metrics) -> list[str]:
+    """Every figure of comparison.json: AUROC, macro-F1 and accuracy per split, 4 decimals."""
+    comparison = m.get("comparison")
+    keys = (("auroc", "AUROC"), ("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
+    header = ["model", "kind"] + [f"{s} {label}" for key, label in keys for s in SPLITS]
+    rows = []
+    for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
+        rows.append([marked(comparison, name), model["kind"]]
+                    + [pm(model[s], key, 4) for key, _ in keys for s in SPLITS])
+    return table(header, rows)
+
+
+def versus(diff: dict) -> str:
+    """'+0.104 (beyond seed noise 0.007)' for one {diff, seed_noise, beyond_noise}."""
+    where = "beyond" if diff["beyond_noise"] else "within"
+    return f"{signed(diff['diff'])} ({where} seed noise {diff['seed_noise']:.3f})"
+
+
+def bootstrap_lines(comparison: dict) -> list[str]:
+    lines = []
+    for split, test in sorted(comparison.get("paired_bootstrap_test", {}).items()):
+        low, high = test["ci95"]
+        lines.append(f"- paired bootstrap of the saved models, {split}: AUROC gain {signed(test['auroc_gain'])}, "
+                     f"95 % interval [{signed(low)}, {signed(high)}]")
+    return lines
+
+
+def results_headline(m: Metrics) -> list[str]:
+    """README bullets: best fusion vs best expert, the paired bootstrap, false positives on unfamiliar memes."""
+    comparison, fpr = m.get("comparison"), m.get("unfamiliar")["methods"]
+    gain, fusion = comparison["fusion_minus_best_expert"], comparison["best_fusion"]
+    lines = [f"- best fusion `{fusion}` vs best expert `{comparison['best_expert']}` (both chosen on val AUROC), "
+             f"AUROC: test_seen {versus(gain['test_seen']['auroc'])}, test_unseen {versus(gain['test_unseen']['auroc'])}"]
+    lines += bootstrap_lines(comparison)
+    method = fusion.removeprefix("fusion_")
+    if method in fpr:
+        others = ", ".join(f"{k} {v['fpr']:.0%}" for k, v in sorted(fpr.items()) if k != method)
+        lines.append(f"- benign memes of unfamiliar material flagged as hateful: {method} {fpr[method]['fpr']:.0%} "
+                     f"({others})")
+    return lines
+
+
+def results_diffs(m: Metrics) -> list[str]:
+    """Every difference compare reports, with its seed noise 2·sqrt(std_a² + std_b²)."""
+    comparison = m.get("comparison")
+    fusion, lines = comparison["best_fusion"], []
+    for against, diff in [(comparison["best_expert"], comparison["fusion_minus_best_expert"])] + sorted(
+            comparison["best_fusion_minus_other_fusions"].items()):
+        lines.append(f"- {fusion} − {against}: " + "; ".join(
+            f"{split} AUROC {versus(diff[split]['auroc'])}, macro-F1 {versus(diff[split]['macro_f1'])}"
+            for split in SPLITS[1:]))
+    return lines + bootstrap_lines(comparison)
+
+
+def models_of(m: Metrics, kind: str) -> list[str]:
+    return sorted(name for name, model in m.get("comparison")["models"].items() if model["kind"] == kind)
+
+
+def true_label(m: Metrics) -> list[str]:
+    """AUROC against the generator's true label (vs_true_label) next to the annotators' majority."""
+    rows = []
+    for name in models_of(m, "expert") + models_of(m, "fusion"):
+        scores = m.get(name)
+        rows.append([name] + [f"{pm(scores[s], 'auroc')} / {pm(scores['vs_true_label'][s], 'auroc')}" for s in SPLITS])
+    return table(["model"] + [f"{s} AUROC: majority / true label" for s in SPLITS], rows)
+
+
+def modality_removal(m: Metrics) -> list[str]:
+    """Each saved fusion head on test_seen with one modality removed at inference."""
+    names = models_of(m, "fusion")
+    removed = sorted({key for name in names for key in m.get(name).get("modality_removal_test_seen", {})})
+    rows = [[name, f"{m.get(name)['test_seen']['auroc']:.3f}"]
+            + [f"{m.get(name).get('modality_removal_test_seen', {}).get(key, {}).get('auroc', float('nan')):.3f}"
+               for key in removed] for name in names]
+    return table(["fusion", "all modalities"] + [key.replace("_", " ") for key in removed], rows)
+
+
+def unfamiliar(m: Metrics) -> list[str]:
+    methods = m.get("unfamiliar")["methods"]
+    rows = [[name, f"{v['fpr']:.0%}", f"{v['mean_positive_probability']:.3f}"] for name, v in sorted(methods.items())]
+    return table(["fusion", "flagged (false-positive rate)", "mean positive probability"], rows)
+
+
+def experts(m: Metrics) -> list[str]:
+    """The experts' metrics files: AUROC and macro-F1 per split; the tabular expert's ablation rows too."""
+    rows = []
+    for name in models_of(m, "expert"):
+        variants = [(name, m.get(name))] + sorted((f"{name}, {k.replace('_', ' ')}", v)
+                                                  for k, v in m.get(name).get("ablation", {}).items())
+        rows += [[label] + [pm(scores[s], key) for key in ("auroc", "macro_f1") for s in SPLITS]
+                 for label, scores in variants]
+    return table(["expert"] + [f"{s} {k}" for k in ("AUROC", "macro-F1") for s in SPLITS], rows)
+
+
+def crossval(m: Metrics) -> list[str]:
+    cv = m.get("crossval")
+    rows = [[name] + [pm(model[s], "auroc") for s in ("held_out", "test_seen", "test_unseen")]
+            for name, model in sorted(cv["models"].items())]
+    return [f"{cv['folds']} folds grouped by `{cv['group_by']}`; AUROC, mean ± std over the folds:", ""] + table(
+        ["model", "held-out folds", "test_seen", "test_unseen"], rows)
+
+
+def calibration(m: Metrics) -> list[str]:
+    """ECE (15 equal-width bins) before → after temperature scaling, per split."""
+    cal = m.get("evaluation")["calibration"]
+    rows = [[name] + [f"{cal[name][s]['ece_before']:.3f} → {cal[name][s]['ece_after']:.3f}" for s in SPLITS]
+            for name in sorted(cal)]
+    return table(["model"] + [f"ECE {s}" for s in SPLITS], rows)
+
+
+def operating_points(m: Metrics) -> list[str]:
+    """Precision / recall / flag rate at each operating point, for the best fusion and the best expert."""
+    points, comparison = m.get("evaluation")["operating_points"], m.get("comparison")
+    rows = []
+    for name in (comparison["best_fusion"], comparison["best_expert"]):
+        for point, by_split in sorted(points.get(name, {}).items()):
+            rows.append([name, point] + [" / ".join("–" if by_split[s].get(k) is None else f"{by_split[s][k]:.2f}"
+                                                    for k in ("precision", "recall", "flag_rate")) for s in SPLITS])
+    return table(["model", "operating point"] + [f"{s} precision / recall / flag rate" for s in SPLITS], rows)
+
+
+def robustness(m: Metrics) -> list[str]:
+    """AUROC drop from clean per condition (positive: worse), one table per split; the mean drop per fusion."""
+    evaluation = m.get("evaluation")
+    found = evaluation["robustness"]
+    every = {c for model in found.values() for c in model if c != "clean"}
+    conditions = [c for c in CONDITIONS if c in every] + sorted(every - set(CONDITIONS))
+    lines = []
+    for split in SPLITS:
+        rows = [[name, f"{found[name]['clean'][split]['auroc']:.3f}"]
+                + [signed(found[name][c][split]["auroc_drop"]) if found[name].get(c) else "–" for c in conditions]
+                for name in sorted(found)]
+        lines += [f"AUROC drop from clean, {split}:", ""] + table(["model", "clean AUROC"] + conditions, rows) + [""]
+    drops = evaluation.get("robustness_mean_auroc_drop", {})
+    return lines + ["Mean AUROC drop over conditions and splits: "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in sorted(drops.items()))]
+
+
+def paired(m: Metrics) -> list[str]:
+    """Paired bootstrap of AUROC differences (the same resampled memes score both models)."""
+    pairs = m.get("evaluation")["paired"]
+    rows = [[name.replace("_vs_", " − ")] + [f"{signed(v[s]['auroc_diff'])} [{signed(v[s]['auroc_diff_low'])}, "
+                                            f"{signed(v[s]['auroc_diff_high'])}]" for s in SPLITS]
+            for name, v in sorted(pairs.items())]
+    return table(["pair"] + [f"{s} AUROC difference [95 % interval]" for s in SPLITS], rows)
+
+
+def ocr(m: Metrics) -> list[str]:
+    scores = m.get("ocr")
+    return [f"OCR character error rate {scores['cer']:.1%}, exact-match rate {scores['exact_match']:.1%} "
+            "against the gold captions (`metrics/ocr.json`)."]
+
+
+NAMES = {"results-table": results_table, "results-full": results_full, "results-headline": results_headline,
+         "results-diffs": results_diffs, "true-label": true_label, "modality-removal": modality_removal,
+         "unfamiliar": unfamiliar, "experts": experts, "crossval": crossval, "calibration": calibration,
+         "operating-points": operating_points, "robustness": robustness, "paired": paired, "ocr": ocr}
+
+
+def render(text: str, metrics: Metrics, where: str) -> str:
+    """The document with every region rewritten."""
+    regions = REGION.findall(text)
+    if len(regions) != len(OPENING.findall(text)):
+        raise DocsError(f"{where}: a `<!-- numbers:NAME -->` has no `<!-- /numbers -->` after it")
+
+    def region(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in NAMES:
+            raise DocsError(f"{where}: unknown region {name!r}; known: {', '.join(sorted(NAMES))}")
+        return match.group(1) + "\n".join(NAMES[name](metrics)) + "\n" + match.group(4)
+
+    return REGION.sub(region, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def documents(root: Path) -> list[Path]:
+    return [path for path in [root / "README.md"] + sorted((root / "docs").glob("*.md")) if path.is_file()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.docs_numbers", description=__doc__.split("\n\n")[0],
+                                     epilog="regions: " + ", ".join(NAMES))
+    parser.add_argument("files", nargs="*", type=Path, help="documents (default: README.md and docs/*.md)")
+    parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: .)")
+    parser.add_argument("--metrics", type=Path, default=None, help="metrics folder (default: <root>/metrics)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document is out of date")
+    args = parser.parse_args(argv)
+    metrics = Metrics(args.metrics or args.root / "metrics")
+    stale = []
+    try:
+        for path in args.files or documents(args.root):
+            text = path.read_text(encoding="utf-8")
+            new = render(text, metrics, str(path))
+            if new != text:
+                stale.append(path)
+                if not args.check:
+                    write_atomic(path, new)
+    except DocsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in stale:
+        print(f"{'out of date' if args.check else 'updated'}: {path}")
+    if args.check and stale:
+        print("run `python -m tools.docs_numbers` to rewrite them", file=sys.stderr)
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
