@@ -16,6 +16,7 @@ from typing import Any
 
 import webdataset as wds
 
+from core import distributed
 from core.errors import PipelineError
 from Step_3.tar_stream import split_name, tar_samples
 
@@ -55,8 +56,6 @@ class SplitLoader:
 
     def __init__(self, urls: list[str], sizes: list[int], options: LoaderOptions, *, shuffle: bool, seed: int,
                  shuffle_buffer: int = 1000):
-        from core import distributed
-
         if not urls:
             raise PipelineError("no shards to read")
         # training on several processes: each rank streams its own shards (resampled, so every rank gets a
@@ -106,8 +105,6 @@ def per_rank_pipeline(urls: list[str], sizes: list[int], options: LoaderOptions,
     replacement (seeded by seed, rank and worker: ResampledShards), its workers each yield an equal part of the
     epoch (with_epoch), batches of batch_size / N rows. An epoch has as many steps on every rank as the
     one-process epoch, so DistributedDataParallel stays in step."""
-    from core import distributed
-
     world = distributed.world_size()
     local = max(1, options.batch_size // world)
     steps = math.ceil(sum(sizes) / options.batch_size)

@@ -55,10 +55,10 @@ def bench_encoders(data: dict, results: dict) -> None:
 
     from core.params import section
     from Step_4 import runtime
+    from Step_4.context import ExpertContext
     from Step_4.features.batches import shard_batches
     from Step_4.features.passes import extract_splits
     from Step_4.features.tensors import extract
-    from Step_4.recipes import ExpertContext
     from Step_4.registry import create_expert
     from Step_4.text.config import TextExpertConfig
     from Step_4.vision.config import VisionExpertConfig
@@ -154,8 +154,8 @@ def bench_runtimes(data: dict, results: dict) -> None:
 
     from core.params import section
     from Step_4 import runtime
+    from Step_4.context import ExpertContext
     from Step_4.features.passes import extract_splits
-    from Step_4.recipes import ExpertContext
     from Step_4.registry import create_expert
     from Step_4.text.config import TextExpertConfig
     from Step_4.vision.config import VisionExpertConfig
@@ -196,7 +196,7 @@ def bench_dact(data: dict, results: dict) -> None:
     import dataclasses
 
     from core.params import section
-    from Step_4.recipes import ExpertContext
+    from Step_4.context import ExpertContext
     from Step_4.text.config import TextExpertConfig
     from Step_4.text.dact_training import train_dact
 

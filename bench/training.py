@@ -88,9 +88,9 @@ def bench_embed_cache(data: dict, results: dict) -> None:
     whose features are cached (content hashing, cache reads, the encoder on the new memes only)."""
     from types import SimpleNamespace
 
+    from Step_4.context import ExpertContext
     from Step_4.features.cache import FeatureCache, fingerprint
     from Step_4.features.passes import embed_splits
-    from Step_4.recipes import ExpertContext
 
     ensure_shards(data)
     experts, device, work = frozen_experts(data), detected_device(), data["work"]

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.errors import PipelineError
+
 REFRESH_SECONDS = 1.0  # `refresh` looks at the shared folder at most this often
 _state = {"claimed": None, "checked": 0.0, "threads": None}
 
@@ -114,8 +116,6 @@ def share() -> int:
     fixed = os.environ.get("PIPELINE_THREADS")
     if fixed:
         if not fixed.isdigit() or int(fixed) < 1:
-            from core.errors import PipelineError
-
             raise PipelineError(f"PIPELINE_THREADS must be a whole number >= 1, got {fixed!r}")
         return int(fixed)
     return max(1, cores() // max(1, live_jobs()))

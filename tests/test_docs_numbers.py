@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tools import docs_numbers
 
@@ -69,3 +70,9 @@ def test_unknown_region_and_missing_metrics_are_errors(tmp_path, capsys):
     (tmp_path / "README.md").write_text("<!-- numbers:unfamiliar -->\n<!-- /numbers -->\n")
     assert docs_numbers.main(["--root", str(tmp_path)]) == 2
     assert "unfamiliar.json is missing" in capsys.readouterr().err
+
+
+def test_the_repository_docs_match_its_metrics(capsys):
+    """Every generated number in README.md and docs/ is the one in the committed metrics/*.json."""
+    root = Path(docs_numbers.__file__).resolve().parents[1]
+    assert docs_numbers.main(["--root", str(root), "--check"]) == 0, capsys.readouterr().out

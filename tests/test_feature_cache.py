@@ -7,10 +7,10 @@ import torch
 
 from Step_3.reader import ShardReader
 from Step_3.shard import shard_pattern, write_shards
+from Step_4.context import ExpertContext
 from Step_4.expert import Expert
 from Step_4.features.cache import FeatureCache, fingerprint
 from Step_4.features.passes import embed_splits
-from Step_4.recipes import ExpertContext
 from Step_4.text.encoder import TextEncoder
 from Step_4.vision.encoder import VisionEncoder
 

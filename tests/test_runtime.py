@@ -9,10 +9,10 @@ import torch
 from core.errors import PipelineError
 from Step_3.loaders import sorted_in_buffers
 from Step_4 import runtime
+from Step_4.context import ExpertContext
 from Step_4.expert import Expert
 from Step_4.features.cache import fingerprint
 from Step_4.features.passes import extract_split
-from Step_4.recipes import ExpertContext
 from Step_4.text.encoder import TextEncoder
 from Step_4.vision.encoder import VisionEncoder
 from tests.test_feature_cache import write_shard_set
