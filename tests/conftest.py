@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny synthetic dataset taken through prepare → OCR → shards once per session."""
+"""Shared fixtures: a tiny synthetic dataset taken through prepare → OCR → shards once per session, and the whole
+DAG built twice on the tiny profile once per session (end-to-end tier)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,7 +51,8 @@ def tiny_pipeline(tmp_path_factory) -> dict:
 
 
 E2E_FIXTURES = {"stages", "chromium"}  # stage CLIs as subprocesses; a real browser
-E2E_MODULES = {"test_smoke.py", "test_dvc_remote.py", "test_distributed.py"}  # DAG builds, DVC remotes, torchrun
+E2E_MODULES = {"test_smoke.py", "test_smoke_predict.py", "test_smoke_evaluate.py",  # the tiny DAG's builds
+               "test_dvc_remote.py", "test_distributed.py"}  # DVC remotes, torchrun
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -106,3 +109,39 @@ class StageRunner:
 def stages(tiny_pipeline, tmp_path) -> StageRunner:
     """A StageRunner in tmp_path over the tiny pipeline (write tmp_path / 'params.yaml' first)."""
     return StageRunner(tmp_path, tiny_pipeline["root"], OMP_NUM_THREADS="1")
+
+
+DAG_THREADS = 1  # each build's stages: two builds side by side on two cores, and stages rerun by hand match them
+
+
+@dataclass(frozen=True)
+class DagBuild:
+    """One build of the whole DAG on the tiny profile: its folder and `tools.smoke.run_smoke`'s result."""
+    path: Path
+    result: dict
+    threads: int = DAG_THREADS
+
+    def env(self) -> dict:
+        """The environment of a stage run again by hand in this build: its thread count, for identical floats."""
+        return {**os.environ, "PIPELINE_THREADS": str(self.threads)}
+
+
+@pytest.fixture(scope="session")
+def tiny_dag_builds(tmp_path_factory) -> dict[str, DagBuild]:
+    """Two builds of the whole DAG from scratch, side by side: {'first': ..., 'second': ...}. Most of a tiny
+    build is single-threaded start-up, so the pair takes about as long as one build on every core."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tools.smoke import run_smoke
+
+    root = tmp_path_factory.mktemp("smoke")
+    with ThreadPoolExecutor(2) as pool:
+        runs = {name: pool.submit(run_smoke, root / name, verbose=False, threads=DAG_THREADS)
+                for name in ("first", "second")}
+        return {name: DagBuild(root / name, run.result()) for name, run in runs.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_dag(tiny_dag_builds) -> DagBuild:
+    """The first of the two builds: the one the end-to-end tests read and run stages and predict in."""
+    return tiny_dag_builds["first"]

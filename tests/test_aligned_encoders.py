@@ -74,6 +74,24 @@ def test_towers_give_the_models_own_projected_embeddings(tiny_clip):
         TextEncoder(projection=True)
 
 
+def saved_auroc(folder: Path, method: str) -> float:
+    """sklearn's test_seen AUROC of the predictions saved with models/mm_fusion/<method> (one seed), labels from
+    the text expert's embeddings."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from Step_4.features.tensors import load_embeddings
+    from Step_5.data import load_predictions
+
+    saved = load_predictions(folder / f"models/mm_fusion/{method}/predictions.safetensors")["test_seen"]
+    truth = load_embeddings(folder / "emb/text/test_seen.safetensors")
+    label_of = dict(zip(truth["ids"], truth["labels"].tolist()))
+    labels = np.array([label_of[i] for i in saved["ids"]])
+    positive, keep = json.loads((folder / "shards/meta.json").read_text())["positive_index"], labels >= 0
+    return float(roc_auc_score(labels[keep] == positive, saved["log_probs"].numpy()[keep, positive]))
+
+
+@pytest.mark.e2e  # the stage CLIs as subprocesses
 def test_tiny_clip_end_to_end_through_the_stages(tiny_pipeline, tiny_clip, tmp_path):
     from PIL import Image
 
@@ -114,7 +132,7 @@ def test_tiny_clip_end_to_end_through_the_stages(tiny_pipeline, tiny_clip, tmp_p
         run("Step_5.train_fusion", method, "--shards", "shards", "--embeddings", "emb", "--experts", "models",
             "--model", f"models/mm_fusion/{method}", "--metrics-dir", "metrics", "--reports-dir", "reports")
         report = json.loads((tmp_path / f"metrics/fusion_{method}.json").read_text())
-        assert 0 <= report["test_seen"]["auroc"] <= 1
+        assert report["test_seen"]["auroc"] == pytest.approx(saved_auroc(tmp_path, method), abs=1e-4)
     Image.new("RGB", (120, 90), (30, 30, 30)).save(tmp_path / "meme.png")
     out = subprocess.run([sys.executable, "-m", "Step_5.predict", "--model", "models/mm_fusion/cross", "meme.png",
                           "--text", "when the code runs"], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -67,6 +67,8 @@ def test_two_processes_train_what_one_process_trains(stages, tmp_path):
 def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(stages, tmp_path):
     """Frozen features: each rank encodes its share and the shares merge to the one-process features.
     Fine-tuning: each rank streams its own shards (resampled) and the run completes with rank 0 writing."""
+    from sklearn.metrics import roc_auc_score
+
     from Step_4.features.tensors import load_embeddings
 
     params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), {
@@ -92,14 +94,21 @@ def test_two_processes_split_the_feature_extraction_and_stream_shards_per_rank(s
     out = run(*text, "--model", "tuned/model", "--embeddings", "tuned/emb", "--metrics-dir", "tuned/metrics",
               "--reports-dir", "tuned/reports", params="finetune.yaml", launcher=two_ranks)
     assert out.count("text_expert:") == 1
-    assert 0 <= json.loads((tmp_path / "tuned/metrics/text_expert.json").read_text())["test_seen"]["auroc"] <= 1
+    # rank 0 gathered every rank's test_seen rows from the tuned encoder and scored exactly those (one seed)
+    tuned_emb, frozen = (load_embeddings(tmp_path / n / "test_seen.safetensors") for n in ("tuned/emb", "one/emb"))
+    assert tuned_emb["ids"] == frozen["ids"] and not torch.equal(tuned_emb["features"], frozen["features"])
+    positive, keep = json.loads((tmp_path / "shards/meta.json").read_text())["positive_index"], tuned_emb["labels"] >= 0
+    scores = torch.softmax(tuned_emb["logits"], -1)[keep, positive].numpy()
+    expected = roc_auc_score((tuned_emb["labels"][keep] == positive).numpy(), scores)
+    auroc = json.loads((tmp_path / "tuned/metrics/text_expert.json").read_text())["test_seen"]["auroc"]
+    assert abs(auroc - expected) <= 1e-4
 
 
 def test_a_rank_encodes_only_its_share(stages, tmp_path, monkeypatch):
     from core import distributed
     from Step_3.reader import ShardReader
+    from Step_4.context import ExpertContext
     from Step_4.features.passes import extract_split, owner
-    from Step_4.recipes import ExpertContext
     from Step_4.registry import create_expert
     from Step_4.text.config import TextExpertConfig
 

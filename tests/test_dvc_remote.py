@@ -3,6 +3,7 @@ remote, clone the repository fresh, `dvc pull`, and `dvc repro` has nothing to d
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -25,7 +26,8 @@ def test_push_clone_pull_then_repro_does_nothing(tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     (project / ".gitignore").write_text("__pycache__/\n/data/ocr_cache/\n")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONPATH": ""}
+           "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1", "PYTHONPATH": "",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # this environment's dvc, python
 
     def sh(*cmd, cwd=project):
         out = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)

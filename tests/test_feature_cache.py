@@ -135,7 +135,7 @@ def test_text_content_key_is_the_text_bytes():
 def test_a_cached_rerun_trains_the_same_heads(tiny_pipeline, tmp_path):
     """Encoding consumes random numbers and a cache hit does not; the trained heads must not notice."""
     from core.params import build
-    from Step_4.recipes import train_from_shards
+    from Step_4.vision import plugin as vision
     from Step_4.vision.config import VisionExpertConfig
 
     reader = write_shard_set(tiny_pipeline, tmp_path / "shards")
@@ -144,7 +144,7 @@ def test_a_cached_rerun_trains_the_same_heads(tiny_pipeline, tmp_path):
     cfg = build(VisionExpertConfig, {"model": "convnext_atto", "weights": "none", "head_hidden": 8,
                                      "embed_batch_size": 16, "train": {"epochs": 2, "seeds": [0, 1]}}, where="test")
     ctx = ExpertContext(reader=reader, device="cpu", feature_cache=tmp_path / "cache")
-    cold, warm = train_from_shards("vision", cfg, ctx), train_from_shards("vision", cfg, ctx)
+    cold, warm = vision.train(cfg, ctx), vision.train(cfg, ctx)
     assert warm.data["train"]["embedded"] == 0 < cold.data["train"]["embedded"]
     assert cold.extra["loader"] == {"embed_batch_size": 16, "num_workers": 0}  # 'auto' workers: none on the CPU
     for a, b in zip(cold.runs, warm.runs):

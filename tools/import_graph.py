@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import sys
 from pathlib import Path
@@ -134,16 +135,21 @@ def registered_kinds(root: Path = ROOT) -> dict[str, set[str]]:
     return kinds
 
 
+@functools.lru_cache(maxsize=8)
+def _static_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]], frozenset[str]]:
+    """(import graph without registry strings, registered kinds, modules that register kinds) of a tree."""
+    registering = frozenset(module_name(p, root) for p in project_modules(root) if registry_modules(p))
+    return import_graph(root, with_registry=False), registered_kinds(root), registering
+
+
 def stage_modules(cmd: str, root: Path = ROOT) -> set[str]:
     """The project modules a stage command runs: every `python -m X` in it and what X imports, transitively. A
     registry's string imports count for the kinds the command names as an argument (`train_expert text`), or
     for every kind when it names none."""
-    graph = import_graph(root, with_registry=False)
-    kinds = registered_kinds(root)
+    graph, kinds, registry_files = _static_graph(root)
     words = set(re.findall(r"[\w.]+", cmd))
     named = [k for k in kinds if k in words]
     extra = set().union(*(kinds[k] for k in (named or kinds))) if kinds else set()
-    registry_files = {module_name(p, root) for p in project_modules(root) if registry_modules(p)}
     seen: set[str] = set()
     todo = list(re.findall(r"python -m ([\w.]+)", cmd))
     while todo:
