@@ -18,6 +18,6 @@ def find_layers(backbone: nn.Module, layer_path: str = "auto", modality: str = "
     depth = getattr(backbone.config, "num_hidden_layers", None)
     lists = [(name, m) for name, m in backbone.named_modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
     if not lists:
-        raise PipelineError(f"cannot find the transformer layers of {type(backbone).__name__}; "
-                            f"set {modality}_expert.layer_path (e.g. encoder.layer)")
+        hint = "; set text_expert.layer_path (e.g. encoder.layer)" if modality == "text" else ""
+        raise PipelineError(f"cannot find the transformer layers of {type(backbone).__name__}{hint}")
     return min(lists, key=lambda item: item[0].count("."))[1]

@@ -1,8 +1,8 @@
 """The expert registry: one entry per modality, `create_expert(kind, cfg, meta)` as timm's create_model.
 
-An entry names, by import path, the modality's plugin module (`build(cfg, meta)`, `rebuild(config, folder)`,
-`train(cfg, ctx)`, optionally `fold_trainer(cfg, ctx)` and `features_learn_labels(cfg)`) and the dataclass of its
-params section `<kind>_expert`. Plugins never import the registry: it sits above them. docs/architecture.md
+An entry names, by import path, the modality's plugin module (`build(cfg, meta)`, `rebuild(config, folder)`;
+optionally `train(cfg, ctx)`, `fold_trainer(cfg, ctx)` and `features_learn_labels(cfg)`) and, as "module:Class",
+the dataclass of its params section `<kind>_expert`. Plugins never import the registry: it sits above them. docs/architecture.md
 lists the plugin interface and shows how to add a modality.
 """
 from __future__ import annotations

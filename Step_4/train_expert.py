@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core import distributed
 from core.cli import run_cli
+from core.errors import PipelineError
 from core.files import atomic_dir, clean_stale_temps, write_json
 from core.params import section
 from core.seed import pick_device
@@ -43,7 +44,11 @@ def open_live(name: str):
 def train_expert(kind: str, cfg, ctx: ExpertContext) -> TrainedExpert:
     """The plugin's own recipe when it has one, else frozen / finetune from the shards."""
     plugin = expert_kind(kind).load()
-    return plugin.train(cfg, ctx) if hasattr(plugin, "train") else train_from_shards(kind, cfg, ctx, plugin.build)
+    trained = plugin.train(cfg, ctx) if hasattr(plugin, "train") else train_from_shards(kind, cfg, ctx, plugin.build)
+    if trained.expert.modality != kind:  # load_expert rebuilds by this name: a plugin's typo would save an unloadable one
+        raise PipelineError(f"the {kind} plugin ({plugin.__name__}) returned an expert of modality "
+                            f"{trained.expert.modality!r}; make_expert takes the registered name {kind!r}")
+    return trained
 
 
 def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: Path, model: Path,

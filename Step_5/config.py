@@ -1,4 +1,4 @@
-"""The `fusion` and `crossval` sections of params.yaml as dataclasses (no runtime code: importing this module is cheap)."""
+"""The `fusion` and `crossval` sections of params.yaml as dataclasses (no runtime code of their own)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -197,6 +197,7 @@ def bench_dact(data: dict, results: dict) -> None:
 
     from core.params import section
     from Step_4.context import ExpertContext
+    from Step_4.text import plugin as text_plugin
     from Step_4.text.config import TextExpertConfig
     from Step_4.text.dact_training import train_dact
 
@@ -208,7 +209,7 @@ def bench_dact(data: dict, results: dict) -> None:
     cfg = dataclasses.replace(cfg, adaptive="dact", device="cpu", train=cfg.train.for_seed(cfg.train.seeds[0]),
                               dact=dataclasses.replace(cfg.dact, truncation_baselines=False))
     ctx = ExpertContext(reader=ShardReader(shards), device="cpu", feature_cache=data["work"] / "dact_states")
-    encoder = train_dact(cfg, ctx).expert.encoder.eval()
+    encoder = train_dact(cfg, ctx, text_plugin.build).expert.encoder.eval()
     texts = [raw["txt"].decode() for raw in ctx.reader.samples("test_seen", raw=True)]
     singles = [encoder.text.tokenize([t]) for t in texts[:300]]
     batches = [encoder.text.tokenize(texts[i:i + 64]) for i in range(0, len(texts), 64)]

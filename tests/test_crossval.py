@@ -142,3 +142,16 @@ def test_the_tabular_expert_is_retrained_on_each_folds_training_rows_only(stages
         for j in (0, len(ids) // 2, len(ids) - 1):
             one = {k: v[j:j + 1] for k, v in refit.pool.items() if torch.is_tensor(v)}
             assert torch.allclose(pooled["tabular"][j], expert.forward_features(one)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("section_text", ["text_expert: {mode: finetune}", "text_expert: {adaptive: dact}",
+                                          "vision_expert: {mode: finetune}"])
+def test_label_trained_features_are_refused_before_any_data_is_read(tmp_path, section_text):
+    """Fine-tuned or DACT features learned from the train split's labels; crossval refuses them from params alone."""
+    (tmp_path / "params.yaml").write_text(f"text_expert: {{}}\nvision_expert: {{}}\n{section_text}\n".replace(
+        "text_expert: {}\n" if section_text.startswith("text") else "vision_expert: {}\n", "", 1))
+    cfg = CrossvalConfig(folds=3, modalities=["text", "vision"], models=["text", "vision", "concat"])
+    with pytest.raises(PipelineError, match=r"were learned from the train split's labels"):
+        crossval.fold_plugins(cfg, str(tmp_path / "params.yaml"))
+    (tmp_path / "params.yaml").write_text("text_expert: {}\nvision_expert: {}\n")
+    assert set(crossval.fold_plugins(cfg, str(tmp_path / "params.yaml"))) == {"text", "vision"}

@@ -2,6 +2,8 @@
 loads by string), and the checker finds each kind of cycle."""
 from pathlib import Path
 
+import pytest
+
 from tools.import_graph import cycles, import_graph, stage_modules
 
 
@@ -41,3 +43,13 @@ def test_a_stage_runs_the_plugin_of_the_kind_it_names(tmp_path):
         "Step_4/a/plugin.py": "", "Step_4/b/plugin.py": "", "Step_4/train.py": "from Step_4 import registry\n"})
     assert "Step_4.b.plugin" not in stage_modules("python -m Step_4.train a --x", root)
     assert {"Step_4.a.plugin", "Step_4.b.plugin"} <= stage_modules("python -m Step_4.train --all", root)
+
+
+def test_a_registration_by_keyword_is_followed_and_a_computed_one_refused(tmp_path):
+    root = write(tmp_path, {
+        "Step_4/__init__.py": "", "Step_4/toy/__init__.py": "", "Step_4/toy/plugin.py": "import Step_4.registry\n",
+        "Step_4/registry.py": 'ExpertKind(name="toy", module="Step_4.toy.plugin", config_path="Step_4.toy.plugin:C")\n'})
+    assert cycles(import_graph(root)) == [["Step_4.registry", "Step_4.toy.plugin"]]
+    (root / "Step_4/registry.py").write_text('NAME = "Step_4.toy.plugin"\nExpertKind("toy", NAME, NAME + ":C")\n')
+    with pytest.raises(ValueError, match="takes string literals"):
+        import_graph(root)

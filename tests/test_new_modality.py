@@ -1,6 +1,6 @@
 """Adding a modality takes one folder (config.py + plugin.py), one registration and one params section: the registry
-builds it, `make check` validates its section, and cross-validation retrains it inside every fold through its
-plugin's fold_trainer, next to the fusion heads that read it (docs/architecture.md: Add a modality)."""
+builds it from its section, and cross-validation retrains it inside every fold through its plugin's fold_trainer,
+next to the fusion heads that read it (docs/architecture.md: Adding a modality)."""
 import sys
 import textwrap
 from pathlib import Path
@@ -123,7 +123,7 @@ def test_cross_validation_retrains_the_new_modality_inside_every_fold(toy, tmp_p
     fusion = FusionConfig(modalities=["text", "toy"], concat={"hidden": 8}, train=TrainConfig(epochs=8, lr=0.02))
     meta = {"classes": ["benign", "abuse_hate"], "positive_index": 1, "ids": {"train": ids}}
     reader = type("Reader", (), {"meta": meta})()
-    refits = crossval.fold_refits(reader, cfg, pooled, {}, str(params), None, "cpu")
+    refits = crossval.fold_refits(reader, cfg, pooled, {}, crossval.fold_plugins(cfg, str(params)), None, "cpu")
     assert [r.modality for r in refits] == ["toy"]
     folds = grouped_folds([f"g{i % 12}" for i in range(n)], k, seed=0)
     tensors = {key: value for key, value in pooled.items() if torch.is_tensor(value)}
@@ -142,7 +142,7 @@ def test_a_new_modality_whose_features_learn_labels_needs_a_fold_trainer(toy, tm
     (tmp_path / "params.yaml").write_text("toy_expert: {}\ntext_expert: {}\n")
     cfg = CrossvalConfig(folds=3, splits=["train"], modalities=["text", "toy"], models=["concat"])
     with pytest.raises(Exception, match=r"\['toy'\] were learned from the train split's labels"):
-        crossval.fold_refits(None, cfg, {}, {}, str(tmp_path / "params.yaml"), None, "cpu")
+        crossval.fold_plugins(cfg, str(tmp_path / "params.yaml"))
 
 
 def test_the_worked_example_in_the_docs_names_the_same_steps():

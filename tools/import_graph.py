@@ -41,15 +41,29 @@ def _resolve(name: str, root: Path) -> str | None:
     return None
 
 
-def registry_modules(path: Path) -> set[str]:
-    """The modules a file names by string in `ExpertKind(name, module, "module:Class")` calls: the registry
-    imports them when a kind is used, so they count as its imports."""
-    found: set[str] = set()
+KIND_FIELDS = ("name", "module", "config_path")  # ExpertKind's fields, in order
+
+
+def registrations(path: Path) -> list[tuple[str, set[str]]]:
+    """(kind, the modules it names: plugin and config) of every `ExpertKind(...)` call in a file. The names must be
+    string literals, so that the registry's imports can be followed without running it."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "ExpertKind":
-            strings = [a.value for a in node.args[1:] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            found.update(s.split(":")[0] for s in strings)
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "ExpertKind"):
+            continue
+        given = dict(zip(KIND_FIELDS, node.args)) | {k.arg: k.value for k in node.keywords if k.arg in KIND_FIELDS}
+        if not all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in given.values()):
+            raise ValueError(f"{path}:{node.lineno}: ExpertKind(...) takes string literals (name, module, "
+                             "'module:Class'), so the import graph can follow the plugin it names")
+        values = {k: v.value for k, v in given.items()}
+        found.append((values.get("name", ""), {values[k].split(":")[0] for k in KIND_FIELDS[1:] if k in values}))
     return found
+
+
+def registry_modules(path: Path) -> set[str]:
+    """The modules a file registers by string: the registry imports them when a kind is used, so they count as
+    its imports."""
+    return set().union(*(modules for _, modules in registrations(path)))
 
 
 def imports_of(path: Path, root: Path = ROOT, *, with_registry: bool = True) -> set[str]:
@@ -126,13 +140,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def registered_kinds(root: Path = ROOT) -> dict[str, set[str]]:
     """kind name -> the modules its `ExpertKind(...)` registration names (plugin and config), read statically."""
-    kinds: dict[str, set[str]] = {}
-    for path in project_modules(root):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ExpertKind" and node.args:
-                strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-                kinds[strings[0]] = {s.split(":")[0] for s in strings[1:]}
-    return kinds
+    return {name: modules for path in project_modules(root) for name, modules in registrations(path)}
 
 
 @functools.lru_cache(maxsize=8)
@@ -143,37 +151,46 @@ def _static_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]],
 
 
 def stage_modules(cmd: str, root: Path = ROOT) -> set[str]:
-    """The project modules a stage command runs: every `python -m X` in it and what X imports, transitively. A
-    registry's string imports count for the kinds the command names as an argument (`train_expert text`), or
-    for every kind when it names none."""
+    """The project modules a stage command runs: every `python -m X` in it, what X imports transitively, and the
+    packages above each (their __init__ runs first). A registry's string imports count for the kind a command
+    names as its first argument (`python -m Step_4.train_expert text`), or for every kind when it names none."""
     graph, kinds, registry_files = _static_graph(root)
-    words = set(re.findall(r"[\w.]+", cmd))
-    named = [k for k in kinds if k in words]
+    launched = re.findall(r"python -m ([\w.]+)(?:\s+(\w+))?", cmd)
+    missing = [module for module, _ in launched if module not in graph]
+    if missing:
+        raise ValueError(f"{cmd!r} runs {missing}, which is no module of the project")
+    named = [first for _, first in launched if first in kinds]
     extra = set().union(*(kinds[k] for k in (named or kinds))) if kinds else set()
     seen: set[str] = set()
-    todo = list(re.findall(r"python -m ([\w.]+)", cmd))
+    todo = [module for module, _ in launched]
     while todo:
         module = todo.pop()
         if module in seen or module not in graph:
             continue
         seen.add(module)
-        todo += graph[module]
+        todo += list(graph[module]) + [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
         if module in registry_files:
             todo += extra
     return seen
 
 
+def runs_code(path: Path) -> bool:
+    """Whether a module holds more than a docstring (an __init__ that does something is a dep like any module)."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
 def minimal_deps(modules: set[str], root: Path = ROOT) -> list[str]:
     """The stage's code as dvc.yaml deps: a folder where every module in it (and below) is used, else files."""
     files = {str(module_file(m, root).relative_to(root)) for m in modules}
-    files = {f for f in files if not f.endswith("__init__.py")}
+    files = {f for f in files if not f.endswith("__init__.py") or runs_code(root / f)}
     folders = sorted({str(parent) for f in files for parent in Path(f).parents if str(parent) != "."}, key=len)
     deps: list[str] = []
     for folder in folders:
         if any(folder.startswith(d + "/") for d in deps):
             continue
         inside = {str(p.relative_to(root)) for p in (root / folder).rglob("*") if p.is_file()
-                  and p.name != "__init__.py" and "__pycache__" not in p.parts}
+                  and (p.name != "__init__.py" or runs_code(p)) and "__pycache__" not in p.parts}
         if inside and inside <= files:
             deps.append(folder)
     covered = {f for f in files if any(f.startswith(d + "/") for d in deps)}

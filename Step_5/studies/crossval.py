@@ -152,18 +152,32 @@ class PerFold:
         return found["features"][[order[i] for i in data["id"]]]
 
 
-def fold_refits(reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, params_file: str,
-                mfm_dir: Path | None, device: str) -> list[PerFold]:
-    """A PerFold for every modality of crossval.modalities whose plugin retrains it inside a fold (fold_trainer);
-    a modality whose cached features learned from labels and cannot be retrained is refused."""
+def features_learn_labels(plugin, cfg) -> bool:
+    """The plugin's own answer (`features_learn_labels(cfg)`); without that hook, the features are label-free only
+    from a frozen encoder without adaptive depth."""
+    hook = getattr(plugin, "features_learn_labels", None)
+    if hook is not None:
+        return bool(hook(cfg))
+    return getattr(cfg, "mode", None) != "frozen" or getattr(cfg, "adaptive", "none") != "none"
+
+
+def fold_plugins(cfg: CrossvalConfig, params_file: str) -> dict[str, tuple]:
+    """{modality: (plugin, its params section)} of crossval.modalities; refuses, before any data is read, a modality
+    whose cached features learned from labels and whose plugin cannot retrain it inside a fold (fold_trainer)."""
     kinds = [expert_kind(modality) for modality in cfg.modalities]
     plugins = {kind.name: (kind.load(), section(kind.config, kind.section, params_file)) for kind in kinds}
-    refused = [m for m, (plugin, c) in plugins.items() if not hasattr(plugin, "fold_trainer")
-               and getattr(plugin, "features_learn_labels", lambda _: False)(c)]
+    refused = [m for m, (plugin, c) in plugins.items()
+               if not hasattr(plugin, "fold_trainer") and features_learn_labels(plugin, c)]
     if refused:
         raise PipelineError(f"crossval.modalities: the cached features of {refused} were learned from the train "
                             "split's labels (a fine-tuned or DACT encoder), so every fold would score rows its features "
                             "saw. Cross-validate frozen encoders (and experts whose plugin retrains them per fold) only")
+    return plugins
+
+
+def fold_refits(reader: ShardReader, cfg: CrossvalConfig, pooled: dict, tests: dict, plugins: dict[str, tuple],
+                mfm_dir: Path | None, device: str) -> list[PerFold]:
+    """A PerFold for every modality whose plugin retrains it inside a fold (fold_trainer)."""
     ctx = ExpertContext(reader=reader, device=device, mfm_dir=mfm_dir)
     return [PerFold(m, plugin.fold_trainer(c, ctx), cfg, pooled, tests, device)
             for m, (plugin, c) in plugins.items() if hasattr(plugin, "fold_trainer")]
@@ -208,11 +222,12 @@ def main() -> None:
     if unknown:
         raise PipelineError(f"crossval.models: {unknown} are neither fusion methods ({', '.join(FUSIONS)}) nor "
                             f"modalities of crossval.modalities ({', '.join(cfg.modalities)})")
+    plugins = fold_plugins(cfg, args.params)
     reader = ShardReader(args.shards)
     pooled, groups, tests = load_pooled(reader, Path(args.embeddings), cfg)
     folds = grouped_folds(groups, cfg.folds, cfg.seed)
     device = pick_device(cfg.device)
-    refits = fold_refits(reader, cfg, pooled, tests, args.params, Path(args.mfm) if args.mfm else None, device)
+    refits = fold_refits(reader, cfg, pooled, tests, plugins, Path(args.mfm) if args.mfm else None, device)
     results = cross_validate(pooled, tests, folds, cfg, fusion, reader.meta, args.params, device, refits)
     summary = summarize_folds(results)
     write_json(args.metrics, {"folds": cfg.folds, "group_by": cfg.group_by, "models": summary})
