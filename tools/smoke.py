@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from tools.example_data import write_csv_export, write_hateful_memes
+
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ("core", "Step_1", "Step_2", "Step_3", "Step_4", "Step_5", "Step_6", "dvc.yaml", ".dvcignore", "runtime.env")
 
@@ -47,7 +49,6 @@ def make_scratch(target: Path, profile: Path | None) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     merged = deep_merge(params, (yaml.safe_load(profile.read_text()) or {}) if profile else {})
     (target / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
-    from tools.example_data import write_csv_export, write_hateful_memes
 
     write_hateful_memes(target / "data" / "raw" / "examples" / "hateful_memes")
     write_csv_export(target / "data" / "raw" / "examples" / "export")
