@@ -21,8 +21,9 @@ from Step_1.records import SPLITS, make_id
 from Step_1.series import SeriesConfig, parse_series, save_series
 
 HM_FILES = ("train.jsonl", "dev_seen.jsonl", "dev_unseen.jsonl", "test_seen.jsonl", "test_unseen.jsonl")
-# file-name prefix -> official split; the first matching prefix wins (test_unseen before test)
-HM_SPLITS = {"train": "train", "dev": "val", "test_unseen": "test_unseen", "test": "test_seen"}
+# file-name prefix -> official split; the first matching prefix wins (dev_unseen before dev, test_unseen before test)
+HM_SPLITS = {"train": "train", "dev_unseen": "val_unseen", "dev": "val", "test_unseen": "test_unseen",
+             "test": "test_seen"}
 
 
 @dataclass
@@ -121,8 +122,9 @@ def import_hateful_memes(source: SourceConfig, out_dir: Path, workers: int,
     """The Hateful Memes layout: <path>/img/ and train / dev_* / test_* JSONL files (id, img, label, text).
     It has no engagement series: `series` is accepted for the common importer signature, every row gets None.
 
-    Splits: train -> train, dev_seen / dev_unseen -> val, test_seen -> test_seen, test_unseen -> test_unseen
-    (any other test* file -> test_seen). An id repeated with the same img is one
+    Splits: train -> train, dev_seen -> val, dev_unseen -> val_unseen (model selection on unseen material; a meme
+    in both dev files stays in val), test_seen -> test_seen, test_unseen -> test_unseen (any other test* file ->
+    test_seen). An id repeated with the same img is one
     record (the first file wins); with another img it fails. Rows without `label` are unlabelled.
     """
     opts = build(HatefulMemesOptions, source.options, where=f"prepare.sources[{source.name}].options")

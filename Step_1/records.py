@@ -7,7 +7,7 @@ from core.errors import PipelineError
 
 # series: path of the meme's engagement series (.npy, hours x channels, NaN rows = missing hours) or None
 RECORD_KEYS = ("id", "source", "image", "text", "label", "split", "group", "tabular", "series", "meta")
-SPLITS = ("train", "val", "test_seen", "test_unseen")
+SPLITS = ("train", "val", "val_unseen", "test_seen", "test_unseen")
 SPLIT_ALIASES = {"test": "test_seen", "dev": "val", "validation": "val"}  # older exports name them so
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -1,7 +1,8 @@
 """Seeded, stratified splits that keep linked images (same bytes, same group) together.
 
-train / val / test_seen are dealt by shard.fractions; test_unseen holds only rows a source marks as
-such (memes built from material never seen in training, as Hateful Memes' test_unseen).
+train / val / test_seen are dealt by shard.fractions; val_unseen and test_unseen hold only rows a source marks as
+such (memes built from material never seen in training, as Hateful Memes' dev_unseen and test_unseen): val_unseen
+for model selection on unseen material, test_unseen for the report.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from collections import defaultdict
 
 from core.errors import PipelineError
 
-SPLITS = ("train", "val", "test_seen", "test_unseen")
+SPLITS = ("train", "val", "val_unseen", "test_seen", "test_unseen")
+UNSEEN = ("val_unseen", "test_unseen")  # only what a source marks; optional, and a missing class only warns
 DEALT = ("train", "val", "test_seen")  # the splits shard.fractions deals rows without an official split into
 TESTS = ("test_seen", "test_unseen")
-EVALUATED = ("val", "test_seen", "test_unseen")
+EVALUATED = ("val", "val_unseen", "test_seen", "test_unseen")
 
 
 class _UnionFind:
@@ -103,14 +105,14 @@ def _check_identical_across_splits(rows: list[dict], idx: list[int]) -> None:
 
 def check_labelled(labels: list[int], splits: list[str], classes: list[str]) -> list[str]:
     """train, val and test_seen need labelled rows of every class (training, early stopping and metrics would be
-    meaningless without them); test_unseen is optional. Returns warnings for a test_unseen missing a class."""
+    meaningless without them); val_unseen and test_unseen are optional. Returns warnings for one missing a class."""
     warnings = []
     for split in SPLITS:
         present = {y for y, s in zip(labels, splits) if s == split and y >= 0}
         missing = [classes[c] for c in range(len(classes)) if c not in present]
-        if missing and split == "test_unseen":
+        if missing and split in UNSEEN:
             if present:
-                warnings.append(f"split 'test_unseen' has no labelled example of {missing}: its AUROC is undefined")
+                warnings.append(f"split '{split}' has no labelled example of {missing}: its AUROC is undefined")
         elif missing:
             n = sum(1 for s in splits if s == split)
             raise PipelineError(f"split '{split}' has {n} rows but no labelled example of {missing}; add labelled data "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.params import check
+from Step_3.splits import EVALUATED
 
 IMAGE_CORRUPTIONS = ("jpeg", "blur", "noise", "downscale", "rotate", "crop", "brightness", "border")
 TEXT_CORRUPTIONS = ("ocr_noise", "dropped_words")
@@ -14,8 +15,10 @@ CONDITIONS = IMAGE_CORRUPTIONS + TEXT_CORRUPTIONS + MISSING
 
 @dataclass
 class RobustnessConfig:
-    """Corruptions applied to a seeded sample of each evaluated split, run through OCR and the models."""
+    """Corruptions applied to a seeded sample of each split named (of those the data has), run through OCR and
+    the models."""
 
+    splits: list[str] = field(default_factory=lambda: ["val", "test_seen", "test_unseen"])
     samples_per_split: int = 120
     seed: int = 0
     conditions: list[str] = field(default_factory=lambda: list(CONDITIONS))
@@ -35,6 +38,8 @@ class RobustnessConfig:
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         check(not unknown, f"unknown robustness conditions {unknown}; allowed: {list(CONDITIONS)}")
         check(self.samples_per_split >= 10, "samples_per_split must be >= 10")
+        check(bool(self.splits) and set(self.splits) <= set(EVALUATED),
+              f"splits must name evaluated splits ({', '.join(EVALUATED)}), got {self.splits}")
         check(1 <= self.jpeg_quality <= 95, "jpeg_quality must be in [1, 95]")
         check(0 <= self.crop_fraction < 0.5 and 0 <= self.border_fraction < 0.3, "crop/border fraction out of range")
         check(0 <= self.char_confusion_rate <= 1 and 0 <= self.word_drop_rate < 1, "text noise rates out of range")

@@ -61,7 +61,7 @@ def score_report(data: EvaluationInputs, cfg: EvaluateConfig) -> tuple[dict, Cal
     report: dict = {"classes": data.classes, "positive": data.classes[data.positive], "splits": data.splits,
                     "settings": {k: getattr(cfg, k) for k in ("ece_bins", "bootstrap", "slice_min_size", "seed")},
                     "best_expert": comparison["best_expert"], "best_fusion": comparison["best_fusion"],
-                    "calibration": calibrated.calibration, "reliability": calibrated.reliability,
+                    "selected_on": comparison.get("selected_on", "val auroc"), "calibration": calibrated.calibration, "reliability": calibrated.reliability,
                     "operating_points": calibrated.operating_points}
     report["paired"] = paired_tests(calibrated.scores, data.y, report["best_expert"], report["best_fusion"], cfg)
     values = {s: [slice_values(data.samples[s][i]["meta"], cfg.caption_length_bins, data.samples[s][i]["text"])

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SPLIT_TITLES = {"val": "val", "test_seen": "test_seen", "test_unseen": "test_unseen (unseen material)"}
+SPLIT_TITLES = {"val": "val", "val_unseen": "val_unseen (unseen material, for selection)", "test_seen": "test_seen",
+                "test_unseen": "test_unseen (unseen material)"}
 
 
 def data_uri(fig) -> str:

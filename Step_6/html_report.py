@@ -165,7 +165,7 @@ def render(report: dict, thumbs: dict[str, str], template: str) -> str:
     samples = report["robustness_samples"]
     values = {
         "lead": f"Best expert <b>{report['best_expert']}</b>, best fusion <b>{report['best_fusion']}</b> (both chosen "
-                f"on val AUROC); splits {', '.join(splits)}.",
+                f"on {html.escape(report.get('selected_on', 'val AUROC').split(' (')[0])}); splits {', '.join(splits)}.",
         "summary": summary_html(report), "bins": report["settings"]["ece_bins"],
         "positive": html.escape(report["positive"]), "resamples": report["settings"]["bootstrap"],
         "calibration_table": calibration_table(report),

@@ -52,10 +52,11 @@ def robustness_report(models: ModelSet, data: EvaluationInputs, cfg: RobustnessC
     sample of each evaluated split, read with the fusion models' own OCR settings."""
     ocr = build(OcrSettings, next(iter(models.fusions.values())).info.get("ocr_settings", {}), where="ocr_settings")
     suite = Suite(models, ocr, cfg, cache_dir, data.reader.meta["tabular"], device)
-    sampled = {s: sample_split(data.reader, s, cfg.samples_per_split, cfg.seed) for s in data.splits}
+    splits = [s for s in data.splits if s in cfg.splits]
+    sampled = {s: sample_split(data.reader, s, cfg.samples_per_split, cfg.seed) for s in splits}
     results = suite.run(sampled, data.positive)
     return {"robustness": results, "robustness_conditions": ["clean"] + list(cfg.conditions),
-            "robustness_summary": least_degraded(results, data.splits),
+            "robustness_summary": least_degraded(results, splits),
             "robustness_samples": {s: len(v) for s, v in sampled.items()},
             "run": {"caches": suite.counts}}  # facts of this run (cache hits, seconds): written apart
 

@@ -65,7 +65,8 @@ def test_hateful_memes_layout_splits_overlap_and_unlabelled(tmp_path):
     assert schema == {"numeric": [], "categorical": []} and rejected == []
     by_id = {r["local_id"]: r for r in rows}
     assert sorted(by_id) == ["1", "2", "3", "4", "5", "6"]  # id 4 in dev_seen and dev_unseen: one record
-    assert [by_id[i]["split"] for i in "123456"] == ["train", "train", "val", "val", "val", "test_unseen"]
+    # dev_unseen's own memes are val_unseen (model selection on unseen material); id 4 is in dev_seen too: val
+    assert [by_id[i]["split"] for i in "123456"] == ["train", "train", "val", "val", "val_unseen", "test_unseen"]
     assert by_id["4"]["meta"] == {"file": "dev_seen.jsonl", "line": 2}  # the first file wins
     assert by_id["1"]["label"] == 1 and by_id["2"]["label"] == 0 and by_id["6"]["label"] is None
     assert by_id["6"]["text"] == "sixth, no label"

@@ -22,7 +22,7 @@ def test_shards_round_trip_and_are_byte_identical(tiny_pipeline, tmp_path):
     assert _digest(first) == _digest(second) and _digest(first)
     by_id = {r["id"]: (r, label) for r, label in zip(t["rows"], t["labels"])}
     seen = []
-    for split in SPLITS:
+    for split in (s for s in SPLITS if s in t["splits"]):
         for sample in iter_samples(first, split):
             row, label = by_id[sample["id"]]
             assert sample["text"] == row["text"] and sample["meta"]["label"] == label

@@ -37,7 +37,7 @@ def test_distinct_captions_per_intent_in_the_default_set():
 
 def test_every_pattern_fills_many_ways_even_from_the_unseen_groups():
     """A pattern with few fillings would repeat; count fillings with only the smallest (unseen) group pool."""
-    smallest_groups = min(len(pool) for pool in make_pools(13, 0.25).groups)
+    smallest_groups = min(len(pool) for pool in make_pools(13, 0.25, 0.2).groups)  # seen, test and val_unseen
     for frames in FRAMES.values():
         for frame in frames:
             assert len(frame.patterns) >= 3, frame.name
@@ -91,15 +91,15 @@ def test_misspell_changes_a_word_by_one_edit():
 def test_seen_and_unseen_pools_share_nothing(seed):
     pools = make_pools(seed, 0.25)
     for intent in INTENTS:
-        seen, unseen = pools.frames[intent]
-        assert unseen and seen and set(seen) | set(unseen) == set(FRAMES[intent])
+        seen, unseen, val = pools.frames[intent]
+        assert unseen and seen and not val and set(seen) | set(unseen) == set(FRAMES[intent])
         assert not {f.name for f in seen} & {f.name for f in unseen}
         assert not {p for f in seen for p in f.patterns} & {p for f in unseen for p in f.patterns}
         assert len(unseen) == max(1, round(0.25 * len(FRAMES[intent])))
-    seen, unseen = pools.groups
+    seen, unseen, _ = pools.groups
     assert unseen and not set(seen) & set(unseen) and set(seen) | set(unseen) == set(GROUPS)
     for content in CONTENTS:
-        seen, unseen = pools.families[content]
+        seen, unseen, _ = pools.families[content]
         assert unseen and seen and not set(seen) & set(unseen) and set(seen) | set(unseen) == set(FAMILIES[content])
     assert make_pools(seed, 0.25) == pools and make_pools(seed + 1, 0.25) != pools
 
@@ -111,7 +111,7 @@ def test_unseen_memes_use_only_unseen_material_and_the_others_only_seen():
     for i in range(1000):
         record = make_record(i, opts)[0]
         meta = record["meta"]
-        side = 1 if record["split"] == "test_unseen" else 0
+        side = 1 if record["split"] == "test_unseen" else 0  # no val_unseen with the default options
         assert record["split"] in (None, "test_unseen") and meta["unseen"] == bool(side)
         unseen_count += side
         frames = {f.name for f in pools.frames[meta["intent"]][side]}
@@ -125,3 +125,29 @@ def test_unseen_memes_use_only_unseen_material_and_the_others_only_seen():
     assert 0.11 < unseen_count / 1000 < 0.19  # unseen_share = 0.15
     none = SyntheticOptions(unseen_share=0.0)
     assert all(make_record(i, none)[0]["split"] is None for i in range(200))
+
+
+def test_val_unseen_material_is_held_out_from_training_and_from_test_unseen():
+    """val_unseen memes (model selection) use held-out frames, groups and image families of their own: none of
+    them is in test_unseen's or in the seen material, and test_unseen's material and memes stay what they were."""
+    opts = SyntheticOptions(val_unseen_fraction=0.2, val_unseen_share=0.1)
+    pools, before = make_pools(opts.seed, opts.unseen_fraction, 0.2), make_pools(opts.seed, opts.unseen_fraction)
+    parts = [("groups", pools.groups, before.groups)] + [
+        (f"frames {i}", pools.frames[i], before.frames[i]) for i in INTENTS] + [
+        (f"families {c}", pools.families[c], before.families[c]) for c in CONTENTS]
+    for where, (seen, test, val), (_, test_before, _) in parts:
+        assert val and seen, where
+        assert not set(val) & set(test) and not set(val) & set(seen) and not set(test) & set(seen), where
+        assert test == test_before, where  # test_unseen's material does not depend on the val share
+    splits = {}
+    for i in range(600):
+        record, plain = make_record(i, opts)[0], make_record(i, SyntheticOptions())[0]
+        side = {None: 0, "test_unseen": 1, "val_unseen": 2}[record["split"]]
+        splits[side] = splits.get(side, 0) + 1
+        meta = record["meta"]
+        assert meta["frame"] in {f.name for f in pools.frames[meta["intent"]][side]}
+        assert meta["group"] is None or meta["group"] in pools.groups[side]
+        assert meta["image_family"].split("/")[1] in pools.families[meta["content"]][side]
+        if side == 1:
+            assert record == plain  # the same test_unseen meme as without val_unseen
+    assert splits[1] > 50 and splits[2] > 30 and splits[0] > 400

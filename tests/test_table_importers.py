@@ -72,7 +72,7 @@ def test_jsonl_duplicate_ids_name_both_rows(tmp_path):
 def test_jsonl_bad_split_value(tmp_path):
     file = write_jsonl(tmp_path / "index.jsonl", [{"p": "a.png", "s": "train"}, {"p": "b.png", "s": "dev"}])
     msg = error(import_jsonl, source("jsonl", file, {"image": "p", "split": "s"}), tmp_path, 1)
-    assert f"{file}:2" in msg and "'dev'" in msg and "['train', 'val', 'test_seen', 'test_unseen']" in msg
+    assert f"{file}:2" in msg and "'dev'" in msg and "['train', 'val', 'val_unseen', 'test_seen', 'test_unseen']" in msg
 
 
 def test_jsonl_nan_and_infinity_become_none(tmp_path):

@@ -1,13 +1,8 @@
 """Write the numbers of README.md and docs/*.md from metrics/*.json, so no figure in them is typed by hand.
 
-A region between two marker comments
-
-    <!-- numbers:results-table -->
-    ...
-    <!-- /numbers -->
-
-is replaced by what the generator of that name (NAMES below) makes from the metrics files. `--check` only
-compares, and exits 1 naming every file whose regions are out of date. Files are written atomically.
+A region between the marker comments `<!-- numbers:NAME -->` and `<!-- /numbers -->` is replaced by what the
+generator NAME (NAMES below) makes from the metrics files. `--check` only compares, and exits 1 naming every file
+whose regions are out of date. Files are written atomically.
 
     python -m tools.docs_numbers            # rewrite README.md and docs/*.md
     python -m tools.docs_numbers --check    # exit 1 when a document is out of date
@@ -23,7 +18,8 @@ from pathlib import Path
 
 REGION = re.compile(r"(<!-- numbers:([a-z0-9-]+) -->\n)(.*?)(<!-- /numbers -->)", re.DOTALL)
 OPENING = re.compile(r"<!-- numbers:([a-z0-9-]+) -->")
-SPLITS = ("val", "test_seen", "test_unseen")
+SPLITS = ("val", "val_unseen", "test_seen", "test_unseen")
+TESTS = ("test_seen", "test_unseen")
 CONDITIONS = ("jpeg", "blur", "noise", "downscale", "rotate", "crop", "brightness", "border", "ocr_noise",
               "dropped_words", "missing_text", "missing_vision", "missing_tabular", "missing_temporal")
 
@@ -34,7 +30,6 @@ class DocsError(Exception):
 
 class Metrics:
     """The metrics files of one folder, each read once: metrics.get("comparison") is metrics/comparison.json."""
-
     def __init__(self, folder: Path):
         self.folder, self.files = folder, {}
 
@@ -57,6 +52,11 @@ def signed(value: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f}"
 
 
+def scored(*found: dict, splits: tuple[str, ...] = SPLITS) -> tuple[str, ...]:
+    """The splits every given dict holds, in order (val_unseen only where the data has one)."""
+    return tuple(s for s in splits if all(s in d for d in found))
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -70,11 +70,12 @@ def marked(comparison: dict, name: str) -> str:
 def results_table(m: Metrics) -> list[str]:
     """Headline: AUROC per split and macro-F1 on the test splits, mean ± std over seeds, 3 decimals."""
     comparison = m.get("comparison")
-    header = ["model", "kind"] + [f"{s} AUROC" for s in SPLITS] + [f"{s} macro-F1" for s in SPLITS[1:]]
+    splits, tests = scored(*comparison["models"].values()), scored(*comparison["models"].values(), splits=TESTS)
+    header = ["model", "kind"] + [f"{s} AUROC" for s in splits] + [f"{s} macro-F1" for s in tests]
     rows = []
     for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
-        rows.append([marked(comparison, name), model["kind"]] + [pm(model[s], "auroc") for s in SPLITS]
-                    + [pm(model[s], "macro_f1") for s in SPLITS[1:]])
+        rows.append([marked(comparison, name), model["kind"]] + [pm(model[s], "auroc") for s in splits]
+                    + [pm(model[s], "macro_f1") for s in tests])
     return table(header, rows)
 
 
@@ -82,11 +83,12 @@ def results_full(m: Metrics) -> list[str]:
     """Every figure of comparison.json: AUROC, macro-F1 and accuracy per split, 4 decimals."""
     comparison = m.get("comparison")
     keys = (("auroc", "AUROC"), ("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
-    header = ["model", "kind"] + [f"{s} {label}" for key, label in keys for s in SPLITS]
+    splits = scored(*comparison["models"].values())
+    header = ["model", "kind"] + [f"{s} {label}" for key, label in keys for s in splits]
     rows = []
     for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
         rows.append([marked(comparison, name), model["kind"]]
-                    + [pm(model[s], key, 4) for key, _ in keys for s in SPLITS])
+                    + [pm(model[s], key, 4) for key, _ in keys for s in splits])
     return table(header, rows)
 
 
@@ -107,9 +109,9 @@ def bootstrap_lines(comparison: dict) -> list[str]:
 
 def results_headline(m: Metrics) -> list[str]:
     """README bullets: best fusion vs best expert, the paired bootstrap, false positives on unfamiliar memes."""
-    comparison, fpr = m.get("comparison"), m.get("unfamiliar")["methods"]
-    gain, fusion = comparison["fusion_minus_best_expert"], comparison["best_fusion"]
-    lines = [f"- best fusion `{fusion}` vs best expert `{comparison['best_expert']}` (both chosen on val AUROC), "
+    comparison, fpr, fusion = m.get("comparison"), m.get("unfamiliar")["methods"], m.get("comparison")["best_fusion"]
+    gain, chosen = comparison["fusion_minus_best_expert"], comparison.get("selected_on", "val AUROC").split(" (")[0]
+    lines = [f"- best fusion `{fusion}` vs best expert `{comparison['best_expert']}` (both chosen on {chosen}), "
              f"AUROC: test_seen {versus(gain['test_seen']['auroc'])}, test_unseen {versus(gain['test_unseen']['auroc'])}"]
     lines += bootstrap_lines(comparison)
     method = fusion.removeprefix("fusion_")
@@ -128,7 +130,7 @@ def results_diffs(m: Metrics) -> list[str]:
             comparison["best_fusion_minus_other_fusions"].items()):
         lines.append(f"- {fusion} − {against}: " + "; ".join(
             f"{split} AUROC {versus(diff[split]['auroc'])}, macro-F1 {versus(diff[split]['macro_f1'])}"
-            for split in SPLITS[1:]))
+            for split in scored(diff, splits=TESTS)))
     return lines + bootstrap_lines(comparison)
 
 
@@ -138,11 +140,12 @@ def models_of(m: Metrics, kind: str) -> list[str]:
 
 def true_label(m: Metrics) -> list[str]:
     """AUROC against the generator's true label (vs_true_label) next to the annotators' majority."""
-    rows = []
-    for name in models_of(m, "expert") + models_of(m, "fusion"):
+    rows, names = [], models_of(m, "expert") + models_of(m, "fusion")
+    splits = scored(*(found for n in names for found in (m.get(n), m.get(n)["vs_true_label"])))
+    for name in names:
         scores = m.get(name)
-        rows.append([name] + [f"{pm(scores[s], 'auroc')} / {pm(scores['vs_true_label'][s], 'auroc')}" for s in SPLITS])
-    return table(["model"] + [f"{s} AUROC: majority / true label" for s in SPLITS], rows)
+        rows.append([name] + [f"{pm(scores[s], 'auroc')} / {pm(scores['vs_true_label'][s], 'auroc')}" for s in splits])
+    return table(["model"] + [f"{s} AUROC: majority / true label" for s in splits], rows)
 
 
 def modality_removal(m: Metrics) -> list[str]:
@@ -163,13 +166,13 @@ def unfamiliar(m: Metrics) -> list[str]:
 
 def experts(m: Metrics) -> list[str]:
     """The experts' metrics files: AUROC and macro-F1 per split; the tabular expert's ablation rows too."""
-    rows = []
+    rows, splits = [], scored(*(m.get(n) for n in models_of(m, "expert")))
     for name in models_of(m, "expert"):
         variants = [(name, m.get(name))] + sorted((f"{name}, {k.replace('_', ' ')}", v)
                                                   for k, v in m.get(name).get("ablation", {}).items())
-        rows += [[label] + [pm(scores[s], key) for key in ("auroc", "macro_f1") for s in SPLITS]
+        rows += [[label] + [pm(scores[s], key) for key in ("auroc", "macro_f1") for s in splits]
                  for label, scores in variants]
-    return table(["expert"] + [f"{s} {k}" for k in ("AUROC", "macro-F1") for s in SPLITS], rows)
+    return table(["expert"] + [f"{s} {k}" for k in ("AUROC", "macro-F1") for s in splits], rows)
 
 
 def crossval(m: Metrics) -> list[str]:
@@ -183,20 +186,22 @@ def crossval(m: Metrics) -> list[str]:
 def calibration(m: Metrics) -> list[str]:
     """ECE (15 equal-width bins) before → after temperature scaling, per split."""
     cal = m.get("evaluation")["calibration"]
-    rows = [[name] + [f"{cal[name][s]['ece_before']:.3f} → {cal[name][s]['ece_after']:.3f}" for s in SPLITS]
+    splits = scored(*cal.values())
+    rows = [[name] + [f"{cal[name][s]['ece_before']:.3f} → {cal[name][s]['ece_after']:.3f}" for s in splits]
             for name in sorted(cal)]
-    return table(["model"] + [f"ECE {s}" for s in SPLITS], rows)
+    return table(["model"] + [f"ECE {s}" for s in splits], rows)
 
 
 def operating_points(m: Metrics) -> list[str]:
     """Precision / recall / flag rate at each operating point, for the best fusion and the best expert."""
     points, comparison = m.get("evaluation")["operating_points"], m.get("comparison")
-    rows = []
-    for name in (comparison["best_fusion"], comparison["best_expert"]):
+    rows, names = [], (comparison["best_fusion"], comparison["best_expert"])
+    splits = scored(*(by_split for name in names for by_split in points.get(name, {}).values()))
+    for name in names:
         for point, by_split in sorted(points.get(name, {}).items()):
             rows.append([name, point] + [" / ".join("–" if by_split[s].get(k) is None else f"{by_split[s][k]:.2f}"
-                                                    for k in ("precision", "recall", "flag_rate")) for s in SPLITS])
-    return table(["model", "operating point"] + [f"{s} precision / recall / flag rate" for s in SPLITS], rows)
+                                                    for k in ("precision", "recall", "flag_rate")) for s in splits])
+    return table(["model", "operating point"] + [f"{s} precision / recall / flag rate" for s in splits], rows)
 
 
 def robustness(m: Metrics) -> list[str]:
@@ -206,7 +211,7 @@ def robustness(m: Metrics) -> list[str]:
     every = {c for model in found.values() for c in model if c != "clean"}
     conditions = [c for c in CONDITIONS if c in every] + sorted(every - set(CONDITIONS))
     lines = []
-    for split in SPLITS:
+    for split in scored(*(model["clean"] for model in found.values())):
         rows = [[name, f"{found[name]['clean'][split]['auroc']:.3f}"]
                 + [signed(found[name][c][split]["auroc_drop"]) if found[name].get(c) else "–" for c in conditions]
                 for name in sorted(found)]
@@ -219,10 +224,11 @@ def robustness(m: Metrics) -> list[str]:
 def paired(m: Metrics) -> list[str]:
     """Paired bootstrap of AUROC differences (the same resampled memes score both models)."""
     pairs = m.get("evaluation")["paired"]
+    splits = scored(*pairs.values())
     rows = [[name.replace("_vs_", " − ")] + [f"{signed(v[s]['auroc_diff'])} [{signed(v[s]['auroc_diff_low'])}, "
-                                            f"{signed(v[s]['auroc_diff_high'])}]" for s in SPLITS]
+                                            f"{signed(v[s]['auroc_diff_high'])}]" for s in splits]
             for name, v in sorted(pairs.items())]
-    return table(["pair"] + [f"{s} AUROC difference [95 % interval]" for s in SPLITS], rows)
+    return table(["pair"] + [f"{s} AUROC difference [95 % interval]" for s in splits], rows)
 
 
 def ocr(m: Metrics) -> list[str]:

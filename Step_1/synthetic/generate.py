@@ -1,6 +1,6 @@
 """Assemble synthetic memes: caption intent × image content (+ a hidden account variable) → label, votes, record.
 
-The label rule and the annotators are in Step_1.synthetic.labels, the held-out material of split test_unseen in
+The label rule and the annotators are in Step_1.synthetic.labels, the held-out material of splits test_unseen and val_unseen in
 Step_1.synthetic.pools, the metadata in Step_1.synthetic.metadata, the options in Step_1.synthetic.options.
 
 Each meme also gets an hourly engagement series (Step_1.synthetic.engagement): a coordinated push is far more
@@ -18,7 +18,7 @@ from Step_1.synthetic.engagement import make_series
 from Step_1.synthetic.labels import LABELS, annotate, is_hard, is_hateful
 from Step_1.synthetic.metadata import make_tabular
 from Step_1.synthetic.options import SyntheticOptions
-from Step_1.synthetic.pools import make_pools
+from Step_1.synthetic.pools import SEEN, TEST_UNSEEN, VAL_UNSEEN, make_pools
 from Step_1.synthetic.render import draw_caption
 from Step_1.synthetic.scenes import CONTENTS, MEDIA, draw_scene, style_of
 
@@ -51,6 +51,17 @@ def _frames_for(intent: str, content: str, frames: tuple[Frame, ...], rng: np.ra
     return chosen or frames
 
 
+HELD_OUT_SPLITS = {TEST_UNSEEN: "test_unseen", VAL_UNSEEN: "val_unseen"}
+
+
+def meme_side(draw: float, opts: SyntheticOptions) -> int:
+    """Which material a meme is built from, by one uniform draw: test_unseen's held-out material below
+    unseen_share, val_unseen's in the next val_unseen_share, the seen material otherwise."""
+    if draw < opts.unseen_share:
+        return TEST_UNSEEN
+    return VAL_UNSEEN if draw < opts.unseen_share + opts.val_unseen_share else SEEN
+
+
 def make_record(index: int, opts: SyntheticOptions) -> tuple[dict, dict]:
     """Meme number `index` without its image: (record, what to draw). Cheap; make_meme renders it.
 
@@ -58,9 +69,8 @@ def make_record(index: int, opts: SyntheticOptions) -> tuple[dict, dict]:
     be studied without rendering and a rendering change does not move any label.
     """
     rng = np.random.default_rng([opts.seed, index, 0])
-    pools = make_pools(opts.seed, opts.unseen_fraction)
-    unseen = bool(rng.random() < opts.unseen_share)
-    side = int(unseen)
+    pools = make_pools(opts.seed, opts.unseen_fraction, opts.val_unseen_fraction)
+    side = meme_side(rng.random(), opts)
     intent = _choice(rng, opts.intent_probs, INTENTS)
     content = _content(intent, opts, rng)
     families = pools.families[content][side]
@@ -82,12 +92,12 @@ def make_record(index: int, opts: SyntheticOptions) -> tuple[dict, dict]:
     record = {
         "text": " ".join(part for part in (top, bottom) if part).upper(),
         "label": label,
-        "split": "test_unseen" if unseen else None,
+        "split": HELD_OUT_SPLITS.get(side),
         "tabular": make_tabular(hostile, opts.missing_rate, opts.hostile_shift, rng),
         "meta": {"content": content, "intent": intent, "frame": caption.frame, "quoted_frame": caption.quoted_frame,
                  "group": caption.group, "image_family": f"{content}/{family}", "style": style_of(family, medium),
                  "medium": medium, "filter": None,  # the drawing filter is known once rendered (make_meme)
-                 "unseen": unseen, "hostile": hostile, "sarcasm": caption.sarcasm, "typos": caption.typos,
+                 "unseen": side != SEEN, "hostile": hostile, "sarcasm": caption.sarcasm, "typos": caption.typos,
                  "hard": hard, "true_label": LABELS[int(hateful)], "votes": votes, "agreement": agreement},
     }
     return record, {"family": family, "medium": medium, "top": top, "bottom": bottom}

@@ -26,7 +26,8 @@ metadata alone is weak: hostile accounts are only somewhat more common among hat
 (`annotator_error_rates`), raised by `hard_error_boost` on hard memes (counter, condemning,
 borderline or sarcastic captions, look-alike images). A share of memes (`unseen_share`) is built
 only from held-out caption frames, group names and image families (`unseen_fraction` of each pool)
-and carries split `test_unseen`.
+and carries split `test_unseen`; another (`val_unseen_share`) only from other held-out material
+(`val_unseen_fraction` of each pool, never test_unseen's) and carries split `val_unseen`.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ class SyntheticOptions:
         unseen_fraction: share of caption frames (per intent), group names and image families (per
             content) held out for test_unseen.
         unseen_share: share of memes built only from held-out material (split test_unseen).
+        val_unseen_fraction: share of caption frames, group names and image families held out, from what
+            test_unseen leaves, for val_unseen (model selection on unseen material; never test_unseen's).
+        val_unseen_share: share of memes built only from val_unseen's held-out material (split val_unseen).
         series_missing_rate / series_gap_rate / hour_missing_rate: memes without an engagement series, series
             that lose a run of 2-12 hours, and single missing hours (Step_1.synthetic.engagement).
         viral_rate: memes (of either class) with an organic burst of engagement.
@@ -59,6 +62,8 @@ class SyntheticOptions:
     hard_error_boost: float = 1.5
     unseen_fraction: float = 0.25
     unseen_share: float = 0.15
+    val_unseen_fraction: float = 0.0
+    val_unseen_share: float = 0.0
     series_missing_rate: float = 0.1
     series_gap_rate: float = 0.3
     hour_missing_rate: float = 0.02
@@ -78,7 +83,7 @@ class SyntheticOptions:
             check(all(p >= 0 for p in probs.values()), f"{name} must be non-negative")
             check(math.isclose(sum(probs.values()), 1.0, abs_tol=1e-6), f"{name} must sum to 1")
         for name in ("mocking_people_share", "mocking_lookalike_share", "photo_filter_rate", "sarcasm_rate",
-                     "framing_rate", "typo_rate", "unseen_share", "series_missing_rate", "series_gap_rate",
+                     "framing_rate", "typo_rate", "unseen_share", "val_unseen_share", "series_missing_rate", "series_gap_rate",
                      "hour_missing_rate", "viral_rate"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
@@ -100,3 +105,8 @@ class SyntheticOptions:
         check(self.hard_error_boost >= 0, f"hard_error_boost must be >= 0, got {self.hard_error_boost}")
         check(0.0 <= self.unseen_fraction < 1.0, f"unseen_fraction must be in [0, 1), got {self.unseen_fraction}")
         check(self.unseen_share == 0 or self.unseen_fraction > 0, "unseen_share > 0 needs unseen_fraction > 0")
+        check(0.0 <= self.val_unseen_fraction < 1.0 - self.unseen_fraction,
+              f"val_unseen_fraction must be in [0, 1 - unseen_fraction), got {self.val_unseen_fraction}")
+        check(self.val_unseen_share == 0 or self.val_unseen_fraction > 0,
+              "val_unseen_share > 0 needs val_unseen_fraction > 0")
+        check(self.unseen_share + self.val_unseen_share < 1.0, "unseen_share + val_unseen_share must be < 1")

@@ -33,6 +33,16 @@ def model_row(report: dict, kind: str) -> dict:
                              for s in EVALUATED if s in report}}
 
 
+SELECTION = ("val", "val_unseen")  # model selection: seen and unseen material, never a test split
+
+
+def selection_score(row: dict, splits: list[str]) -> float:
+    """The mean AUROC over the selection splits every model was scored on (val alone without val_unseen); -1
+    when none has one."""
+    values = [row[s]["auroc"] for s in splits]
+    return sum(values) / len(values) if values else -1.0
+
+
 def contrast(a: dict, b: dict, key: str) -> dict | None:
     """Mean difference a − b of one metric on one split, its seed noise and whether it exceeds it."""
     if a.get(key) is None or b.get(key) is None:
@@ -84,9 +94,10 @@ def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
                 raise PipelineError(f"{path} not found; run its stage first (dvc repro)")
             models[name] = model_row(read_json(path), kind)
 
+    on = [s for s in SELECTION if all(s in r and r[s]["auroc"] is not None for r in models.values())]
+
     def best(kind: str) -> str:
-        return max((n for n, r in models.items() if r["kind"] == kind),
-                   key=lambda n: models[n]["val"]["auroc"] if models[n]["val"]["auroc"] is not None else -1)
+        return max((n for n, r in models.items() if r["kind"] == kind), key=lambda n: selection_score(models[n], on))
 
     best_expert, best_fusion = best("expert"), best("fusion")
     splits = [s for s in TESTS if s in models[best_fusion]]
@@ -96,7 +107,8 @@ def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
                 for s in splits}
 
     return {"models": models, "best_expert": best_expert, "best_fusion": best_fusion,
-            "selected_on": "val auroc (mean over seeds)", "fusion_minus_best_expert": versus(best_expert),
+            "selected_on": f"mean AUROC over {' and '.join(on)} (each the mean over seeds)",
+            "fusion_minus_best_expert": versus(best_expert),
             "best_fusion_minus_other_fusions": {n: versus(n) for n, r in models.items()
                                                 if r["kind"] == "fusion" and n != best_fusion}}
 

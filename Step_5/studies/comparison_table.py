@@ -8,9 +8,10 @@ from core.cli import run_cli
 from core.errors import PipelineError
 from core.files import read_json
 
-COLUMNS = (("val", "auroc"), ("test_seen", "auroc"), ("test_unseen", "auroc"), ("test_seen", "macro_f1"),
-           ("test_unseen", "macro_f1"))
-ALL_COLUMNS = tuple((s, k) for k in ("auroc", "macro_f1", "accuracy") for s in ("val", "test_seen", "test_unseen"))
+COLUMNS = (("val", "auroc"), ("val_unseen", "auroc"), ("test_seen", "auroc"), ("test_unseen", "auroc"),
+           ("test_seen", "macro_f1"), ("test_unseen", "macro_f1"))
+ALL_COLUMNS = tuple((s, k) for k in ("auroc", "macro_f1", "accuracy")
+                    for s in ("val", "val_unseen", "test_seen", "test_unseen"))
 NAMES = {"auroc": "AUROC", "macro_f1": "macro-F1", "accuracy": "accuracy"}
 
 
@@ -48,7 +49,8 @@ def format_table(result: dict, markdown: bool = False, full: bool = False, repor
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
         rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns]
                     + ([head_parameters(reports_dir, name)] if reports_dir else []))
-    best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on val AUROC)"
+    chosen = result.get("selected_on", "val AUROC").split(" (")[0]
+    best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on {chosen})"
     footer = [verdict(best, result["fusion_minus_best_expert"])]
     for split, b in result.get("paired_bootstrap_test", {}).items():
         footer.append(f"paired bootstrap, saved models, {split}: AUROC gain {b['auroc_gain']:+.3f}, "
