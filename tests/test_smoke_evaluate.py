@@ -21,7 +21,7 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(tiny_dag, tmp_path
     report = json.loads((target / "reports/evaluation.json").read_text())
     assert set(metrics["calibration"]) == MODELS and set(metrics["robustness"]) == MODELS
     for name in MODELS:
-        assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "test_seen", "test_unseen"}
+        assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "val_unseen", "test_seen", "test_unseen"}
         assert {"ece_before", "ece_after", "ece_adaptive_before", "brier_after", "nll_after"} <= set(
             metrics["calibration"][name]["test_seen"])
         assert set(report["operating_points"][name]) == {"max_f1", "precision_90", "recall_90"}
