@@ -49,6 +49,8 @@ class RobustnessConfig:
 @dataclass
 class EvaluateConfig:
     calibration: str = "temperature"  # temperature | temperature_bias (also a per-class bias, fitted with T)
+    # the splits calibration and operating points are fitted on, pooled (those the data holds; val always)
+    fit_on: list[str] = field(default_factory=lambda: ["val"])
     ece_bins: int = 15
     min_precision: float = 0.90  # operating point 'precision_90': the lowest val threshold reaching it
     min_recall: float = 0.90  # operating point 'recall_90': the highest val threshold keeping it
@@ -64,6 +66,8 @@ class EvaluateConfig:
         check(self.calibration in ("temperature", "temperature_bias"),
               f"calibration must be 'temperature' or 'temperature_bias', got {self.calibration!r}")
         check(self.ece_bins >= 2, "ece_bins must be >= 2")
+        check("val" in self.fit_on and set(self.fit_on) <= {"val", "val_unseen"},
+              f"fit_on: val, optionally with val_unseen (never a test split), got {self.fit_on}")
         check(0 < self.min_precision < 1 and 0 < self.min_recall < 1, "min_precision / min_recall must be in (0, 1)")
         check(self.bootstrap >= 100, "bootstrap must be >= 100 resamples")
         check(self.caption_length_bins == sorted(self.caption_length_bins), "caption_length_bins must be increasing")

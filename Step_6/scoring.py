@@ -27,28 +27,37 @@ class CalibratedModels:
 
 
 def calibrate_models(data: EvaluationInputs, cfg: EvaluateConfig) -> CalibratedModels:
-    """Calibrate every model on val and choose its operating points on the calibrated val scores."""
+    """Calibrate every model on evaluate.fit_on (val, val_unseen) and choose its operating points on the calibrated
+    scores there."""
     out = CalibratedModels()
     for name, per_split in data.logits.items():
-        c = calibrate(per_split, data.labels, cfg.ece_bins, cfg.calibration)
+        c = calibrate(per_split, data.labels, cfg.ece_bins, cfg.calibration, fitted_on(cfg, data.splits))
         out.reliability[name] = c.pop("reliability")
         out.calibration[name] = c
         out.probs[name] = {s: softmax(z, c["temperature"], c["bias"]) for s, z in per_split.items()}
         out.scores[name] = {s: out.probs[name][s][data.keep[s], data.positive] for s in data.splits}
-        out.operating_points[name] = operating_points(out.scores[name], data.y, cfg)
+        out.operating_points[name] = operating_points(out.scores[name], data.y, cfg, fitted_on(cfg, data.splits))
     return out
 
 
-def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int, method: str) -> dict:
-    """Temperature (and with 'temperature_bias' a per-class bias) fitted on val; measures and reliability rows
-    before and after, per split (labelled rows)."""
+def fitted_on(cfg: EvaluateConfig, splits: list[str]) -> list[str]:
+    """The splits of evaluate.fit_on that the data holds."""
+    return [s for s in cfg.fit_on if s in splits]
+
+
+def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int, method: str,
+              fit_on: list[str] = ("val",)) -> dict:
+    """Temperature (and with 'temperature_bias' a per-class bias) fitted on the labelled rows of the `fit_on`
+    splits pooled; measures and reliability rows before and after, per split (labelled rows)."""
     keep = {s: labels[s] >= 0 for s in labels}
-    z_val, y_val = logits["val"][keep["val"]], labels["val"][keep["val"]]
+    z_val = np.concatenate([logits[s][keep[s]] for s in fit_on])
+    y_val = np.concatenate([labels[s][keep[s]] for s in fit_on])
     if method == "temperature_bias":
         temperature, bias = fit_temperature_bias(z_val, y_val)
     else:
         temperature, bias = fit_temperature(z_val, y_val), [0.0] * z_val.shape[1]
-    out = {"method": method, "temperature": temperature, "bias": bias, "splits": {}, "reliability": {}}
+    out = {"method": method, "temperature": temperature, "bias": bias, "fitted_on": list(fit_on), "splits": {},
+           "reliability": {}}
     for split, z in logits.items():
         y = labels[split][keep[split]]
         before, after = softmax(z[keep[split]]), softmax(z[keep[split]], temperature, bias)
@@ -58,9 +67,11 @@ def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins
     return out
 
 
-def operating_points(scores: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: EvaluateConfig) -> dict:
-    """Thresholds chosen on val; rates with intervals on every split."""
-    points = choose_operating_points(y["val"], scores["val"], cfg.min_precision, cfg.min_recall)
+def operating_points(scores: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: EvaluateConfig,
+                     fit_on: list[str] = ("val",)) -> dict:
+    """Thresholds chosen on the `fit_on` splits pooled; rates with intervals on every split."""
+    points = choose_operating_points(np.concatenate([y[s] for s in fit_on]),
+                                     np.concatenate([scores[s] for s in fit_on]), cfg.min_precision, cfg.min_recall)
     for point in points.values():
         for split in scores:
             point[split] = rates_with_intervals(y[split], scores[split], point["threshold"], cfg.bootstrap, cfg.seed)
