@@ -2,6 +2,7 @@
 ROC/PR curves with bootstrap bands."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +47,7 @@ def fitted_on(cfg: EvaluateConfig, splits: list[str]) -> list[str]:
 
 
 def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int, method: str,
-              fit_on: list[str] = ("val",)) -> dict:
+              fit_on: Sequence[str] = ("val",)) -> dict:
     """Temperature (and with 'temperature_bias' a per-class bias) fitted on the labelled rows of the `fit_on`
     splits pooled; measures and reliability rows before and after, per split (labelled rows)."""
     keep = {s: labels[s] >= 0 for s in labels}
@@ -68,7 +69,7 @@ def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins
 
 
 def operating_points(scores: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: EvaluateConfig,
-                     fit_on: list[str] = ("val",)) -> dict:
+                     fit_on: Sequence[str] = ("val",)) -> dict:
     """Thresholds chosen on the `fit_on` splits pooled; rates with intervals on every split."""
     points = choose_operating_points(np.concatenate([y[s] for s in fit_on]),
                                      np.concatenate([scores[s] for s in fit_on]), cfg.min_precision, cfg.min_recall)

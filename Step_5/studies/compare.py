@@ -1,7 +1,7 @@
 """Stage `compare`: every expert and fusion method side by side → metrics/comparison.json.
 
-The best expert and the best fusion are chosen on validation AUROC (mean over seeds; never on a test
-split). Each difference on test_seen and test_unseen is reported with its seed noise, 2·sqrt(std_a² +
+The best expert and the best fusion are chosen on the mean AUROC over val and val_unseen (each the mean over
+seeds; val alone for data without val_unseen; never a test split). Each difference on test_seen and test_unseen is reported with its seed noise, 2·sqrt(std_a² +
 std_b²), and whether it is beyond it: best fusion vs best expert, and best fusion vs every other fusion.
 With --embeddings and --fusion-models, a paired bootstrap over the test memes (the saved models, same
 resamples for both) adds a 95 % interval of the best fusion's AUROC gain over the best expert.
