@@ -17,6 +17,7 @@ UNSEEN = ("val_unseen", "test_unseen")  # only what a source marks; optional, an
 DEALT = ("train", "val", "test_seen")  # the splits shard.fractions deals rows without an official split into
 TESTS = ("test_seen", "test_unseen")
 EVALUATED = ("val", "val_unseen", "test_seen", "test_unseen")
+SELECTION = ("val", "val_unseen")  # early stopping, model selection, calibration: seen and unseen material, no test
 
 
 class _UnionFind:

@@ -70,6 +70,7 @@ class ShardExpertConfig:
     mode: Literal["frozen", "finetune"] = "frozen"  # frozen: cached features + head; finetune: top layers too
     head_hidden: int = 256
     dropout: float = 0.2
+    input_dropout: float = 0.0  # dropout on the features the head reads (training only): heads that transfer
     # feature extraction's batch and shard-loader processes; auto: the sizes below for the device (`for_device`)
     embed_batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
@@ -104,6 +105,7 @@ class ShardExpertConfig:
         check(self.runtime in ("auto", "torch") or not self.device.startswith("cuda"),
               f"runtime {self.runtime} runs on the CPU; with device {self.device} use runtime: torch")
         check(0 <= self.dropout < 1, "dropout must be in [0, 1)")
+        check(0 <= self.input_dropout < 1, "input_dropout must be in [0, 1)")
         check(self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
         check(self.embed_batch_size == "auto" or self.embed_batch_size >= 1,
               f"embed_batch_size must be >= 1 or auto, got {self.embed_batch_size}")

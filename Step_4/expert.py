@@ -17,27 +17,34 @@ from core.files import write_json
 
 
 class MLPHead(nn.Module):
-    """features (B, D) → Linear → GELU → Dropout → Linear → logits (B, C)."""
+    """features (B, D) → [input dropout] → Linear → GELU → Dropout → Linear → logits (B, C). Dropping input
+    features in training keeps the head from leaning on a few directions of the frozen features that only hold
+    for the material it was trained on (docs/results.md: heads that transfer)."""
 
-    def __init__(self, *, in_dim: int, hidden: int, n_classes: int, dropout: float):
+    def __init__(self, *, in_dim: int, hidden: int, n_classes: int, dropout: float, input_dropout: float = 0.0):
         super().__init__()
+        self.input_dropout = nn.Dropout(input_dropout)
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        return self.net(self.input_dropout(features))
 
 
 class Expert(nn.Module):
     """One modality's classifier. A batch holds either raw inputs or precomputed 'features'."""
 
-    def __init__(self, *, modality: str, encoder: nn.Module, n_classes: int, head_hidden: int, dropout: float):
+    def __init__(self, *, modality: str, encoder: nn.Module, n_classes: int, head_hidden: int, dropout: float,
+                 input_dropout: float = 0.0):
         super().__init__()
         self.modality = modality
         self.encoder = encoder
         make_head = getattr(encoder, "make_head", None)  # an encoder that classifies itself (DACT) brings its head
         self.head = (make_head(n_classes) if make_head else
-                     MLPHead(in_dim=encoder.out_dim, hidden=head_hidden, n_classes=n_classes, dropout=dropout))
+                     MLPHead(in_dim=encoder.out_dim, hidden=head_hidden, n_classes=n_classes, dropout=dropout,
+                             input_dropout=input_dropout))
         self.head_config = {"hidden": head_hidden, "dropout": dropout, "n_classes": n_classes}
+        if input_dropout:
+            self.head_config["input_dropout"] = input_dropout
 
     @property
     def out_dim(self) -> int:
@@ -74,4 +81,4 @@ def save_expert(expert: Expert, folder: Path, *, classes: list[str], extra: dict
 def make_expert(modality: str, encoder: nn.Module, cfg, meta: dict) -> Expert:
     """An expert of `modality` around `encoder`, with the head its params section `cfg` asks for."""
     return Expert(modality=modality, encoder=encoder, n_classes=len(meta["classes"]), head_hidden=cfg.head_hidden,
-                  dropout=cfg.dropout)
+                  dropout=cfg.dropout, input_dropout=getattr(cfg, "input_dropout", 0.0))

@@ -12,13 +12,14 @@ import torch
 
 from core.seed import seed_everything
 from Step_3.reader import class_counts
+from Step_3.splits import SELECTION
 from Step_4.config import TrainConfig
 from Step_4.context import ExpertContext
 from Step_4.engine import FitResult, classification, fit, labelled_batches, labelled_only
 from Step_4.expert import Expert, make_expert
 from Step_4.features.batches import shard_batches
 from Step_4.features.passes import embed_splits, loader_facts, open_cache
-from Step_4.features.tensors import extract, resident, tensor_batches
+from Step_4.features.tensors import extract, resident, stack_rows, tensor_batches
 from Step_4.scores import softmax
 
 
@@ -54,10 +55,11 @@ def overall_rate(data: dict) -> float:
 def fit_on_tensors(expert: Expert, t: TrainConfig, splits: dict, meta: dict, device: str, live, desc: str,
                    param_groups: list[dict] | None = None) -> tuple[dict, FitResult]:
     """Train a whole expert on the labelled rows of splits['train'] held as tensors (early stopping on
-    splits['val'], class weights from the rows it trains on), then extract every split given; returns (id-sorted
+    splits['val'] and splits['val_unseen'] pooled, class weights from the rows it trains on), then extract every split given; returns (id-sorted
     features and logits per split, the fit). The recipe of experts that train end to end on small inputs."""
-    train, val = (resident({k: v for k, v in labelled_only(splits[s]).items() if k != "id"}, device)
-                  for s in ("train", "val"))
+    rows = {s: {k: v for k, v in labelled_only(splits[s]).items() if k != "id"} for s in splits}
+    train = resident(rows["train"], device)
+    val = resident(stack_rows([rows[s] for s in SELECTION if s in rows]), device)
     counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()
     objective = classification(t, counts, lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=desc)
@@ -70,9 +72,11 @@ def fit_on_tensors(expert: Expert, t: TrainConfig, splits: dict, meta: dict, dev
 
 
 def fit_head(expert: Expert, data: dict, t: TrainConfig, ctx: ExpertContext, live) -> tuple[dict, FitResult]:
-    """Fit the head on cached features; returns the data with this head's logits, and the fit."""
-    train_set, val_set = (resident(labelled_only({"label": data[s]["labels"], "features": data[s]["features"]}),
-                                   ctx.device) for s in ("train", "val"))
+    """Fit the head on cached features (early stopping on val and val_unseen pooled); returns the data with this
+    head's logits, and the fit."""
+    rows = {s: labelled_only({"label": d["labels"], "features": d["features"]}) for s, d in data.items()}
+    train_set = resident(rows["train"], ctx.device)
+    val_set = resident(stack_rows([rows[s] for s in SELECTION if s in rows]), ctx.device)
     objective = classification(t, class_counts(ctx.meta), lambda: tensor_batches(val_set, 512, shuffle=False),
                                positive=ctx.meta["positive_index"], device=ctx.device, desc=f"{expert.modality} head")
     result = fit(expert, objective, cfg=t, device=ctx.device, live=live, desc=f"{expert.modality} head",

@@ -78,6 +78,6 @@ def load_expert(folder: str | Path, device: str = "cpu") -> tuple[Expert, dict]:
     encoder = expert_kind(info["modality"]).load().rebuild(info["encoder"], folder)
     head = info["head"]
     expert = Expert(modality=info["modality"], encoder=encoder, n_classes=head["n_classes"],
-                    head_hidden=head["hidden"], dropout=head["dropout"])
+                    head_hidden=head["hidden"], dropout=head["dropout"], input_dropout=head.get("input_dropout", 0.0))
     expert.load_state_dict(load_file(str(folder / "model.safetensors")))
     return expert.to(device).eval(), info

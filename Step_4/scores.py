@@ -1,9 +1,10 @@
 """A model's evaluation over seed repeats: metrics/<name>.json (quality only), reports/<name>.json (how the
 run went) and ROC / PR / confusion plot data for DVC.
 
-Every evaluated split (val, test_seen, test_unseen) gets the mean of each metric over the seeds and its
-standard deviation (`auroc`, `auroc_std`, ...), against the majority (annotator) label and, where the
-source knows it, against the true label (`vs_true_label`). Metrics files hold nothing else — no timings,
+Every evaluated split (val, val_unseen, test_seen, test_unseen) gets the mean of each metric over the seeds and
+its standard deviation (`auroc`, `auroc_std`, ...), against the majority (annotator) label and, where the
+source knows it, against the true label (`vs_true_label`); `ensemble` holds the metrics of the seeds' averaged
+probabilities (the deployed model). Metrics files hold nothing else — no timings,
 counts or params — so `dvc metrics diff` and `dvc exp show` show quality.
 """
 from __future__ import annotations
@@ -50,10 +51,16 @@ def mean_and_std(per_seed: list[dict]) -> dict:
     return out
 
 
+def ensemble_probs(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """{split: the seeds' probabilities averaged} (N, C): the seed ensemble, the model that is deployed."""
+    return {s: np.mean([run[s] for run in runs], axis=0) for s in runs[0]}
+
+
 def summarize(runs: list[dict[str, np.ndarray]], truth: dict[str, dict], positive: int, seeds: list[int]) -> dict:
-    """Mean ± std over seeds per split. runs: per seed {split: probs (N, C)}; truth: {split: {'labels',
-    'true_labels'}} aligned with the probabilities."""
-    report = {"seeds": list(seeds), "per_seed": {}, "vs_true_label": {}}
+    """Mean ± std over seeds per split, and the seed ensemble's metrics. runs: per seed {split: probs (N, C)};
+    truth: {split: {'labels', 'true_labels'}} aligned with the probabilities."""
+    report = {"seeds": list(seeds), "per_seed": {}, "vs_true_label": {}, "ensemble": {"seeds": len(runs)}}
+    averaged = ensemble_probs(runs)
     for split in (s for s in EVALUATED if s in truth):
         for target, key in (("labels", None), ("true_labels", "vs_true_label")):
             per_seed = [split_metrics(truth[split][target], run[split], positive) for run in runs]
@@ -61,6 +68,8 @@ def summarize(runs: list[dict[str, np.ndarray]], truth: dict[str, dict], positiv
                 continue
             (report[key] if key else report)[split] = mean_and_std(per_seed)
             if key is None:
+                scores = split_metrics(truth[split][target], averaged[split], positive)
+                report["ensemble"][split] = {k: _finite(v) for k, v in scores.items()}
                 for seed, scores in zip(seeds, per_seed):
                     report["per_seed"].setdefault(str(seed), {})[split] = {k: _finite(scores[k]) for k in PER_SEED_KEYS}
     return report
@@ -75,7 +84,7 @@ def headline(report: dict) -> str:
     return " | ".join(f"{s} auroc {report[s]['auroc']} ± {report[s]['auroc_std']}" for s in EVALUATED if s in report)
 
 
-QUALITY = (*EVALUATED, "vs_true_label", "ablation", "modality_removal_test_seen", "depth")
+QUALITY = (*EVALUATED, "vs_true_label", "ensemble", "ablation", "modality_removal_test_seen", "depth")
 
 
 def quality_and_facts(report: dict) -> tuple[dict, dict]:

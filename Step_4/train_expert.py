@@ -20,6 +20,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from core import distributed
 from core.cli import run_cli
 from core.errors import PipelineError
@@ -32,7 +35,7 @@ from Step_4.expert import save_expert
 from Step_4.features.tensors import save_embeddings
 from Step_4.recipes import TrainedExpert, train_from_shards
 from Step_4.registry import EXPERTS, expert_kind
-from Step_4.scores import headline, summarize, truth_of, write_report
+from Step_4.scores import ensemble_probs, headline, summarize, truth_of, write_report
 
 
 def open_live(name: str):
@@ -56,8 +59,11 @@ def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: P
     """Embeddings, the model folder, metrics (mean ± std over seeds) and plots; returns the metrics report."""
     clean_stale_temps(embeddings.parent, embeddings.name)
     with atomic_dir(embeddings) as tmp:
+        averaged = ensemble_probs(trained.runs)
         for split, data in trained.data.items():
-            save_embeddings(tmp / f"{split}.safetensors", data, trained.expert.modality)
+            ensemble = torch.from_numpy(np.log(np.clip(averaged[split], 1e-12, 1.0)).astype(np.float32))
+            save_embeddings(tmp / f"{split}.safetensors", {**data, "ensemble_logits": ensemble},
+                            trained.expert.modality)
     summary = trained.result.summary()
     clean_stale_temps(model.parent, model.name)
     with atomic_dir(model) as tmp:
@@ -70,7 +76,7 @@ def save_outputs(name: str, trained: TrainedExpert, meta: dict, *, embeddings: P
         write_json(metrics_dir / "plots" / name / file, rows)
     report = {**summarize(trained.runs, truth_of(trained.data), meta["positive_index"], seeds),
               "throughput": throughput, "training": summary, **extra}
-    return write_report(name, report, probs=trained.runs[0]["test_seen"],
+    return write_report(name, report, probs=averaged["test_seen"],
                         labels=trained.data["test_seen"]["labels"].numpy(), classes=meta["classes"],
                         positive=meta["positive_index"], metrics_dir=metrics_dir, reports_dir=reports_dir)
 

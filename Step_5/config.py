@@ -43,6 +43,7 @@ class FinetuneConfig:
 class FusionConfig:
     modalities: list[str] = field(default_factory=lambda: list(modalities()))
     modality_dropout: float = 0.15  # per-modality drop probability in training (at least one kept)
+    feature_dropout: float = 0.0  # per-value drop probability of the experts' features in training
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     train: TrainConfig = field(default_factory=TrainConfig)
     # each head's keyword arguments, checked against its constructor by Step_5.models.fusion_params
@@ -61,6 +62,7 @@ class FusionConfig:
         self.modalities = [m for m in modalities() if m in self.modalities]  # one fixed order for masks and tokens
         check(len(self.modalities) >= 2, "fusion needs at least two modalities")
         check(0 <= self.modality_dropout < 1, "modality_dropout must be in [0, 1)")
+        check(0 <= self.feature_dropout < 1, "feature_dropout must be in [0, 1)")
 
 
 @dataclass

@@ -59,10 +59,16 @@ def hide_drawn(mask: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
     return torch.where(empty[:, None], mask, dropped)
 
 
-def dropout_batches(train: dict, batch_size: int, p: float, seed: int, epoch: int):
+def dropout_batches(train: dict, batch_size: int, p: float, seed: int, epoch: int, feature_p: float = 0.0,
+                    features: tuple[str, ...] = ()):
     """Shuffled training batches (seeded per epoch) whose presence mask loses modalities with probability p.
     The epoch's draws are made at once on the CPU (the same numbers as one draw per batch) and moved to the
-    tensors' device in one copy."""
+    tensors' device in one copy. feature_p > 0 also drops each value of the `features` tensors (the modalities'
+    embeddings) with that probability, scaling the rest by 1 / (1 - feature_p)."""
+    if feature_p > 0:
+        yield from feature_dropout(dropout_batches(train, batch_size, p, seed, epoch), feature_p, features,
+                                   torch.Generator().manual_seed(seed * 7919 + epoch + 1_000_003))
+        return
     drop = None
     if p > 0 and "mask" in train:
         gen = torch.Generator().manual_seed(seed * 7919 + epoch)
@@ -73,6 +79,16 @@ def dropout_batches(train: dict, batch_size: int, p: float, seed: int, epoch: in
             rows = len(batch["mask"])
             batch["mask"] = hide_drawn(batch["mask"], drop[start:start + rows])
             start += rows
+        yield batch
+
+
+def feature_dropout(batches, p: float, features: tuple[str, ...], generator: torch.Generator):
+    """The batches with every value of the named feature tensors zeroed with probability p (the rest scaled)."""
+    for batch in batches:
+        for name in features:
+            x = batch[name]
+            keep = (torch.rand(x.shape, generator=generator) >= p).to(x.device, x.dtype)
+            batch[name] = x * keep / (1.0 - p)
         yield batch
 
 

@@ -9,13 +9,11 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from core.errors import PipelineError
-from core.files import read_json
 from core.params import build
 from Step_4.registry import modalities
 
@@ -281,19 +279,3 @@ class CrossFusion(nn.Module):
         z = self.space(batch)
         parts = [self.interaction(z[self.a], z[self.b])] + [z[m] for m in self.others] + [batch["mask"].float()]
         return self.head(torch.cat(parts, dim=-1))  # (B, C)
-
-
-def load_fusion_head(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """A saved fusion head from its folder (fusion.json + model.safetensors) in eval mode, with its fusion.json."""
-    from safetensors.torch import load_file
-
-    if not (folder / "fusion.json").is_file():
-        raise PipelineError(f"{folder} is not a fusion model folder (fusion.json missing); pass e.g. "
-                            "models/mm_fusion/gated after `dvc repro`")
-    info = read_json(folder / "fusion.json")
-    head = create_fusion(info["method"], FusionDims(inputs=info["inputs"], n_classes=len(info["classes"])),
-                         info["params"])
-    state = load_file(str(folder / "model.safetensors"))
-    state.pop("_empty", None)
-    head.load_state_dict(state)
-    return head.to(device).eval(), info

@@ -40,7 +40,7 @@ from Step_3.tabular import as_number
 from Step_4.engine import to_device
 from Step_4.features.batches import expert_inputs, presence_mask
 from Step_4.registry import load_expert
-from Step_5.models import load_fusion_head
+from Step_5.ensemble import load_fusion_head
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

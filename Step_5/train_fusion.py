@@ -2,9 +2,10 @@
 
 Methods (Step_5.models registry): concat, gated (mixture of experts with a router), transformer (one
 token per modality), late (average of expert probabilities, nothing to train). One head per seed in
-fusion.train.seeds: metrics give the mean and std per split (val, test_seen, test_unseen); the first
-seed's head is saved. Modality dropout in training makes the heads robust to a missing modality; the
-saved head is also evaluated on test_seen with each modality removed. With fusion.finetune.enabled the experts' top layers then train with the head from
+fusion.train.seeds: metrics give the mean and std per split (val, val_unseen, test_seen, test_unseen) and the
+seed ensemble's metrics; every seed's head is saved, and the deployed model is their ensemble (probabilities
+averaged, Step_5.ensemble). Early stopping watches val and val_unseen pooled. Modality dropout in training makes the heads robust to a missing modality; the
+ensemble is also evaluated on test_seen with each modality removed. With fusion.finetune.enabled the experts' top layers then train with the head from
 the shards. Writes models/mm_fusion/<method>/ (model.safetensors + fusion.json + predictions),
 metrics/fusion_<method>.json (quality), reports/fusion_<method>.json (seeds, gates, timings, training) and
 metrics/plots/fusion_<method>/ (ROC, PR, confusion; gate weights per class for gated).
@@ -27,27 +28,31 @@ from core.params import section
 from core.seed import pick_device, seed_everything
 from Step_2.ocr import OcrConfig
 from Step_3.reader import ShardReader, class_counts, filled_splits
-from Step_3.splits import EVALUATED
+from Step_3.splits import EVALUATED, SELECTION
 from Step_4.config import TrainConfig
 from Step_4.engine import FitResult, classification, fit, predict
 from Step_4.expert import save_expert
-from Step_4.features.tensors import resident, tensor_batches
+from Step_4.features.tensors import resident, stack_rows, tensor_batches
 from Step_4.registry import load_expert
-from Step_4.scores import headline, split_metrics, summarize, truth_of, write_report
+from Step_4.scores import ensemble_probs, headline, split_metrics, summarize, truth_of, write_report
 from Step_5.config import FusionConfig
 from Step_5.data import dropout_batches, load_fusion_split, save_predictions, tensors_of
+from Step_5.ensemble import seed_ensemble
 from Step_5.finetune import EndToEndFusion, finetune
 from Step_5.models import FUSIONS, FusionDims, create_fusion, fusion_params
 
 
 def train_head(model, data: dict, cfg: FusionConfig, t: TrainConfig, meta: dict, device: str, live,
                method: str) -> FitResult:
-    """Fit the fusion head on the cached embeddings of the labelled train rows."""
-    train, val = resident(tensors_of(data["train"]), device), resident(tensors_of(data["val"]), device)
+    """Fit the fusion head on the cached embeddings of the labelled train rows (early stopping on val and
+    val_unseen pooled)."""
+    train = resident(tensors_of(data["train"]), device)
+    val = resident(stack_rows([tensors_of(data[s]) for s in SELECTION if s in data]), device)
     objective = classification(t, class_counts(meta), lambda: tensor_batches(val, 1024, shuffle=False),
                                positive=meta["positive_index"], device=device, desc=f"fusion {method}")
     return fit(model, objective, cfg=t, device=device, live=live, desc=f"fusion {method}",
-               train_batches=lambda e: dropout_batches(train, t.batch_size, cfg.modality_dropout, t.seed, e),
+               train_batches=lambda e: dropout_batches(train, t.batch_size, cfg.modality_dropout, t.seed, e,
+                                                       cfg.feature_dropout, tuple(cfg.modalities)),
                steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
 
 
@@ -120,16 +125,19 @@ def run(method: str, args) -> None:
     live = Live(dir=f"dvclive/fusion_{method}", save_dvc_exp=False, dvcyaml=None, report=None) \
         if distributed.is_main() else None
     models, fits, runs = train_seeds(method, params, dims, data, cfg, meta, device, live)
-    model, result, seeds = models[0], fits[0], cfg.train.seeds
+    result, seeds = fits[0], cfg.train.seeds
+    model = seed_ensemble(models)  # the deployed model: the seeds' probabilities averaged
     summary = result.summary() if result else {"best_epoch": 0, "epochs_run": 0}
     throughput = {"train_samples_per_s": result.samples_per_s} if result else {}
     removal = {m: probs_of(model, data["test_seen"], device, drop=i) for i, m in enumerate(cfg.modalities)}
     tuned = None
     if cfg.finetune.enabled and result:  # the first seed's head, with its experts, tuned end to end
         ids = {s: d["id"] for s, d in data.items()}
+        model = models[0]
         tuned_result, runs, removal, tuned = finetune_end_to_end(model, cfg, args, reader, ids, device, live)
         summary["finetune"], seeds = tuned_result.summary(), seeds[:1]
         throughput["finetune_samples_per_s"] = tuned_result.samples_per_s
+    deployed = ensemble_probs(runs)
 
     def write() -> None:  # rank 0 only: every rank trained and scored alike
         if not result:  # nothing trained (late fusion): log the validation scores once
@@ -140,7 +148,7 @@ def run(method: str, args) -> None:
         live.end()
         test_labels = data["test_seen"]["label"].numpy()
         report = {**summarize(runs, truth_of(data, "label", "true_label"), positive, seeds), "method": method,
-                  "params": params, "parameters": sum(p.numel() for p in model.parameters()),
+                  "params": params, "parameters": sum(p.numel() for p in models[0].parameters()),
                   "training": summary, "throughput": throughput,
                   "modality_removal_test_seen": {f"without_{m}": split_metrics(test_labels, p, positive)
                                                  for m, p in removal.items()}}
@@ -148,12 +156,12 @@ def run(method: str, args) -> None:
             report["gates"] = {s: gate_statistics(model, data[s], device, classes, cfg.modalities)
                                for s in EVALUATED if s in data}
             write_gate_plot(report["gates"], Path(args.metrics_dir) / "plots" / f"fusion_{method}" / "gates.json")
-        write_report(f"fusion_{method}", report, probs=runs[0]["test_seen"], labels=test_labels, classes=classes,
+        write_report(f"fusion_{method}", report, probs=deployed["test_seen"], labels=test_labels, classes=classes,
                      positive=positive, metrics_dir=Path(args.metrics_dir), reports_dir=Path(args.reports_dir))
         ocr_settings = dataclasses.asdict(section(OcrConfig, "ocr", args.params).settings)
         save_fusion(model.cpu(), Path(args.model), method=method, params=params, dims=dims, meta=meta,
-                    modalities=cfg.modalities, experts_dir=args.experts, ocr_settings=ocr_settings,
-                    predictions=runs[0], ids={s: data[s]["id"] for s in runs[0]}, tuned_experts=tuned)
+                    modalities=cfg.modalities, experts_dir=args.experts, ocr_settings=ocr_settings, seeds=seeds,
+                    predictions=deployed, ids={s: data[s]["id"] for s in deployed}, tuned_experts=tuned)
         print(f"fusion_{method}: {headline(report)}")
 
     distributed.on_main(write)
@@ -161,10 +169,10 @@ def run(method: str, args) -> None:
 
 
 def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionDims, meta: dict, modalities: list[str],
-                experts_dir: str, ocr_settings: dict, predictions: dict, ids: dict[str, list[str]],
+                experts_dir: str, ocr_settings: dict, seeds: list[int], predictions: dict, ids: dict[str, list[str]],
                 tuned_experts: dict | None = None) -> None:
-    """model.safetensors + fusion.json (method, sizes, classes, the experts used, the OCR settings) +
-    predictions.safetensors (see save_predictions). Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
+    """model.safetensors (every seed's head: Step_5.ensemble) + fusion.json (method, sizes, classes, seeds, the
+    experts used, the OCR settings) + predictions.safetensors (the seed ensemble's; see save_predictions). Experts fine-tuned end to end are saved inside the folder (experts/<modality>_expert/)."""
     experts = {m: f"{experts_dir}/{m}_expert" for m in modalities}
     clean_stale_temps(folder.parent, folder.name)
     with atomic_dir(folder) as tmp:
@@ -177,7 +185,7 @@ def save_fusion(model, folder: Path, *, method: str, params: dict, dims: FusionD
         save_predictions(tmp / "predictions.safetensors", predictions, ids)
         write_json(tmp / "fusion.json", {
             "method": method, "params": params, "inputs": dims.inputs, "classes": meta["classes"],
-            "positive_index": meta["positive_index"], "modalities": modalities, "experts": experts,
+            "positive_index": meta["positive_index"], "modalities": modalities, "seeds": list(seeds), "experts": experts,
             "ocr_settings": ocr_settings})
 
 

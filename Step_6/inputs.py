@@ -81,9 +81,10 @@ def load_expert_embeddings(embeddings: Path, modalities: list[str], splits: list
 
 def load_logits(experts: dict[str, dict[str, dict]], fusion_dir: Path, methods: list[str], splits: list[str],
                 shard_ids: dict[str, list[str]]) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {split: logits (N, C)}} with rows in shard-id order: the experts' from their embeddings, the
-    fusions' from their saved predictions (checked against the shards)."""
-    logits = {f"{m}_expert": {s: d["logits"].float().numpy() for s, d in per.items()} for m, per in experts.items()}
+    """{model: {split: logits (N, C)}} with rows in shard-id order: the experts' seed ensembles from their
+    embeddings, the fusions' (seed ensembles too) from their saved predictions (checked against the shards)."""
+    logits = {f"{m}_expert": {s: d.get("ensemble_logits", d["logits"]).float().numpy() for s, d in per.items()}
+              for m, per in experts.items()}
     for method in methods:
         predictions = load_predictions(fusion_dir / method / "predictions.safetensors")
         for split in splits:

@@ -10,7 +10,7 @@ from torch import nn
 from core.errors import PipelineError
 from Step_4.expert import Expert
 from Step_4.registry import load_expert
-from Step_5.models import load_fusion_head
+from Step_5.ensemble import load_fusion_head
 
 
 @dataclass

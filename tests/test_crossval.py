@@ -61,13 +61,13 @@ def test_every_fold_trains_without_its_held_out_groups(monkeypatch, tmp_path):
     cfg = CrossvalConfig(folds=k, modalities=["text", "vision"], models=["text", "vision", "concat"])
     real, seen = crossval.train_and_score, []
 
-    def spy(model, t, parts, scored, meta, device, dropout):
+    def spy(model, t, parts, scored, meta, device, *dropouts):
         trained = {groups[i] for i in parts["train"]["row"].tolist()}
         held = {groups[i] for i in scored["held_out"]["row"].tolist()}
         stop = {groups[i] for i in parts["stop"]["row"].tolist()}
         assert not trained & held and not trained & stop and not held & stop
         seen.append(len(parts["train"]["row"]) + len(parts["stop"]["row"]) + len(scored["held_out"]["row"]))
-        return real(model, t, parts, scored, meta, device, dropout)
+        return real(model, t, parts, scored, meta, device, *dropouts)
 
     monkeypatch.setattr(crossval, "train_and_score", spy)
     results = crossval.cross_validate(pooled, {"test_seen": synthetic(80, 9)}, folds, cfg, fusion, META,

@@ -1,6 +1,7 @@
 """Embedding cache: each expert's features and logits for every sample, keyed by sample id.
 
-File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C),
+File: data/embeddings/<modality>/<split>.safetensors with tensors features (N, D), logits (N, C: the saved,
+first seed's model), ensemble_logits (N, C: log of every seed's averaged probabilities, when the stage trained seeds),
 labels (N,), true_labels (N,: -1 unknown), present (N,: the modality is there), for an adaptive-depth
 encoder layers_used (N,), and the ids (sorted) and modality in the metadata.
 Fusion over frozen experts reads these and never runs an encoder again.
@@ -94,6 +95,8 @@ def save_embeddings(path: Path, data: dict, modality: str) -> None:
     tensors = {"features": data["features"].contiguous(), "logits": data["logits"].contiguous(),
                "labels": data["labels"].contiguous(), "true_labels": data["true_labels"].contiguous(),
                "present": data["present"].to(torch.uint8).contiguous()}
+    if "ensemble_logits" in data:  # log of the seed heads' averaged probabilities (the seed ensemble)
+        tensors["ensemble_logits"] = data["ensemble_logits"].contiguous()
     if "layers_used" in data:  # layers each sample ran through (an adaptive-depth encoder)
         tensors["layers_used"] = data["layers_used"].to(torch.int16).contiguous()
     # one metadata key: safetensors writes several in hash order, which would change the bytes run to run
@@ -113,6 +116,13 @@ def load_embeddings(path: str | Path) -> dict:
     data["present"] = data["present"].bool()
     data["ids"] = json.loads(meta["info"])["ids"]
     return data
+
+
+def stack_rows(parts: list[dict]) -> dict:
+    """Dicts of aligned tensors with the same keys, their rows one after another (one part: itself)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 RESIDENT_BYTES = 2 << 30  # tensors up to this size are kept on a CUDA device for training

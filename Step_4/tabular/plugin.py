@@ -31,7 +31,7 @@ def rebuild(config: dict, folder: Path | None) -> TabularFeatureEncoder:
 
 
 def fit_one(cfg: TabularExpertConfig, t, encoder: TabularFeatureEncoder, splits: dict, ctx: ExpertContext, live):
-    """Train an expert on splits['train'] (early stopping on splits['val']; class weights from the rows it trains
+    """Train an expert on splits['train'] (early stopping on splits['val'] and ['val_unseen']; class weights from the rows it trains
     on); returns (expert, id-sorted features and logits of every split given, the fit)."""
     seed_everything(t.seed)
     expert = make_expert("tabular", encoder, cfg, ctx.meta)

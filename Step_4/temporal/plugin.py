@@ -119,7 +119,7 @@ def load_series_split(reader: ShardReader, split: str, steps: int, channels: int
 
 
 def fit_one(cfg: TemporalExpertConfig, t, meta: dict, splits: dict, device: str, live, desc: str = "temporal"):
-    """Train a fresh expert on splits['train'] (early stopping on splits['val'], scaling and class weights from the
+    """Train a fresh expert on splits['train'] (early stopping on splits['val'] and ['val_unseen'], scaling and class weights from the
     rows it trains on); returns (expert, id-sorted features and logits of every split given, the fit)."""
     seed_everything(t.seed)
     encoder = build(cfg, meta)

@@ -1,9 +1,11 @@
 """Stage `compare`: every expert and fusion method side by side → metrics/comparison.json.
 
-The best expert and the best fusion are chosen on the mean AUROC over val and val_unseen (each the mean over
-seeds; val alone for data without val_unseen; never a test split). Each difference on test_seen and test_unseen is reported with its seed noise, 2·sqrt(std_a² +
-std_b²), and whether it is beyond it: best fusion vs best expert, and best fusion vs every other fusion.
-With --embeddings and --fusion-models, a paired bootstrap over the test memes (the saved models, same
+The best expert and the best fusion are chosen on the mean AUROC of their seed ensembles over val and val_unseen
+(val alone for data without val_unseen; never a test split). The deployed model is the best fusion's seed
+ensemble: `deployed_minus_best_expert` compares the two ensembles on test_seen and test_unseen, with the seed
+noise of an ensemble (2·sqrt(std_a² + std_b²) / sqrt(seeds)). Per-seed differences follow, with their seed
+noise 2·sqrt(std_a² + std_b²): best fusion vs best expert, and best fusion vs every other fusion.
+With --embeddings and --fusion-models, a paired bootstrap over the test memes (the seed ensembles, same
 resamples for both) adds a 95 % interval of the best fusion's AUROC gain over the best expert.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from core.cli import run_cli
 from core.errors import PipelineError
 from core.files import read_json, write_json
-from Step_3.splits import EVALUATED, TESTS
+from Step_3.splits import EVALUATED, SELECTION, TESTS
 from Step_4.features.tensors import load_embeddings
 from Step_4.registry import modalities
 from Step_5.data import check_same_ids, load_predictions
@@ -29,17 +31,21 @@ KEYS = ("auroc", "macro_f1", "accuracy")
 
 
 def model_row(report: dict, kind: str) -> dict:
-    return {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")}
-                             for s in EVALUATED if s in report}}
-
-
-SELECTION = ("val", "val_unseen")  # model selection: seen and unseen material, never a test split
+    """Per split the mean ± std over seeds; under 'ensemble' the seed ensemble's metrics (older metrics files
+    without it: the per-seed means, from one seed)."""
+    row = {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")}
+                            for s in EVALUATED if s in report}}
+    ensemble = report.get("ensemble", {})
+    row["ensemble"] = {"seeds": ensemble.get("seeds", 1),
+                       **{s: {k: (ensemble[s] if s in ensemble else report[s])[k] for k in KEYS}
+                          for s in EVALUATED if s in report}}
+    return row
 
 
 def selection_score(row: dict, splits: list[str]) -> float:
-    """The mean AUROC over the selection splits every model was scored on (val alone without val_unseen); -1
-    when none has one."""
-    values = [row[s]["auroc"] for s in splits]
+    """The seed ensemble's mean AUROC over the selection splits every model was scored on (val alone without
+    val_unseen); -1 when none has one."""
+    values = [row["ensemble"][s]["auroc"] for s in splits]
     return sum(values) / len(values) if values else -1.0
 
 
@@ -50,6 +56,17 @@ def contrast(a: dict, b: dict, key: str) -> dict | None:
     diff = a[key] - b[key]
     noise = 2 * math.sqrt(a[f"{key}_std"] ** 2 + b[f"{key}_std"] ** 2)
     return {"diff": round(diff, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(diff) > noise)}
+
+
+def ensemble_contrast(a: dict, b: dict, split: str, key: str) -> dict | None:
+    """The seed ensembles' difference a − b of one metric on one split, and its seed noise: 2·sqrt(std_a² +
+    std_b²) of the per-seed scores, divided by sqrt(seeds) (the spread of an average of that many seeds)."""
+    ea, eb = a["ensemble"][split].get(key), b["ensemble"][split].get(key)
+    if ea is None or eb is None or a[split].get(f"{key}_std") is None or b[split].get(f"{key}_std") is None:
+        return None
+    seeds = min(a["ensemble"]["seeds"], b["ensemble"]["seeds"])
+    noise = 2 * math.sqrt((a[split][f"{key}_std"] ** 2 + b[split][f"{key}_std"] ** 2) / seeds)
+    return {"diff": round(ea - eb, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(ea - eb) > noise)}
 
 
 def paired_bootstrap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> dict:
@@ -79,7 +96,7 @@ def bootstrap_gain(best_fusion: str, best_expert: str, embeddings: Path, fusion_
         check_same_ids(f"split '{split}': the {best_fusion} predictions", fused[split]["ids"], expert["ids"],
                        f"the {best_expert} embeddings")
         labels = (expert["labels"] == positive).int().numpy() - (expert["labels"] < 0).int().numpy()
-        scores = torch.softmax(expert["logits"].float(), dim=-1)[:, positive].numpy()
+        scores = torch.softmax(expert.get("ensemble_logits", expert["logits"]).float(), dim=-1)[:, positive].numpy()
         if len(set(labels[labels >= 0])) == 2:
             result[split] = paired_bootstrap(labels, fused[split]["log_probs"][:, positive].exp().numpy(), scores)
     return result
@@ -106,8 +123,13 @@ def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
         return {s: {k: contrast(models[best_fusion][s], models[other][s], k) for k in ("auroc", "macro_f1")}
                 for s in splits}
 
+    def deployed_versus(other: str) -> dict:
+        return {s: {k: ensemble_contrast(models[best_fusion], models[other], s, k) for k in ("auroc", "macro_f1")}
+                for s in splits}
+
     return {"models": models, "best_expert": best_expert, "best_fusion": best_fusion,
-            "selected_on": f"mean AUROC over {' and '.join(on)} (each the mean over seeds)",
+            "selected_on": f"the seed ensemble's mean AUROC over {' and '.join(on)}",
+            "deployed_minus_best_expert": deployed_versus(best_expert),
             "fusion_minus_best_expert": versus(best_expert),
             "best_fusion_minus_other_fusions": {n: versus(n) for n, r in models.items()
                                                 if r["kind"] == "fusion" and n != best_fusion}}
@@ -133,9 +155,12 @@ def main() -> None:
         result["paired_bootstrap_test"] = bootstrap_gain(result["best_fusion"], result["best_expert"],
                                                          Path(args.embeddings), Path(args.fusion_models), positive)
     write_json(args.out, result)
-    gain = result["fusion_minus_best_expert"]["test_seen"]["auroc"]
-    print(f"compare: {result['best_fusion']} vs {result['best_expert']}, test_seen AUROC {gain['diff']:+.3f} "
-          f"({'beyond' if gain['beyond_noise'] else 'within'} seed noise); table: python -m Step_5.studies.comparison_table")
+    for split, gains in result["deployed_minus_best_expert"].items():
+        gain = gains["auroc"]
+        if gain:
+            print(f"compare: {result['best_fusion']} vs {result['best_expert']} (seed ensembles), {split} AUROC "
+                  f"{gain['diff']:+.3f} ({'beyond' if gain['beyond_noise'] else 'within'} seed noise)")
+    print("table: python -m Step_5.studies.comparison_table")
 
 
 if __name__ == "__main__":

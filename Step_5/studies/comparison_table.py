@@ -1,4 +1,5 @@
-"""Print metrics/comparison.json as a table (used at the end of `make run`): mean ± std over seeds."""
+"""Print metrics/comparison.json as a table (used at the end of `make run`): per model the mean ± std over
+seeds, and below it its seed ensemble (the averaged probabilities: what predict and evaluate use)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,8 @@ NAMES = {"auroc": "AUROC", "macro_f1": "macro-F1", "accuracy": "accuracy"}
 def cell(scores: dict | None, key: str, digits: int = 3) -> str:
     if not scores or scores.get(key) is None:
         return "n/a"
+    if f"{key}_std" not in scores:  # a seed ensemble: one model, no spread
+        return f"{scores[key]:.{digits}f}"
     return f"{scores[key]:.{digits}f} ± {scores[f'{key}_std']:.{digits}f}"
 
 
@@ -49,11 +52,17 @@ def format_table(result: dict, markdown: bool = False, full: bool = False, repor
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
         rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns]
                     + ([head_parameters(reports_dir, name)] if reports_dir else []))
+        if r.get("ensemble", {}).get("seeds", 1) > 1:
+            ensemble = r["ensemble"]
+            rows.append([f"{name} ensemble", f"{ensemble['seeds']} seeds"]
+                        + [cell(ensemble.get(s), k, digits) for s, k in columns] + ([""] if reports_dir else []))
     chosen = result.get("selected_on", "val AUROC").split(" (")[0]
     best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on {chosen})"
-    footer = [verdict(best, result["fusion_minus_best_expert"])]
+    footer = ([verdict(f"deployed: {best}, seed ensembles", result["deployed_minus_best_expert"])]
+              if "deployed_minus_best_expert" in result else [])
+    footer.append(verdict(f"{best}, per seed", result["fusion_minus_best_expert"]))
     for split, b in result.get("paired_bootstrap_test", {}).items():
-        footer.append(f"paired bootstrap, saved models, {split}: AUROC gain {b['auroc_gain']:+.3f}, "
+        footer.append(f"paired bootstrap over memes, seed ensembles, {split}: AUROC gain {b['auroc_gain']:+.3f}, "
                       f"95 % interval [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}]")
     footer += [verdict(f"{result['best_fusion']} vs {n}", v) for n, v in result["best_fusion_minus_other_fusions"].items()]
     if markdown:

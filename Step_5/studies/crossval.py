@@ -72,19 +72,22 @@ def build_model(name: str, dims: FusionDims, fusion: FusionConfig, params_file: 
         return create_fusion(name, dims, fusion_params(name, getattr(fusion, name))), fusion.train
     kind = expert_kind(name)
     cfg = section(kind.config, kind.section, params_file)
-    head = MLPHead(in_dim=dims.inputs[name], hidden=cfg.head_hidden, n_classes=dims.n_classes, dropout=cfg.dropout)
+    head = MLPHead(in_dim=dims.inputs[name], hidden=cfg.head_hidden, n_classes=dims.n_classes, dropout=cfg.dropout,
+                   input_dropout=getattr(cfg, "input_dropout", 0.0))
     return HeadOn(name, head), cfg.train
 
 
 def train_and_score(model: torch.nn.Module, t: TrainConfig, parts: dict[str, dict], scored: dict[str, dict],
-                    meta: dict, device: str, modality_dropout: float) -> dict:
+                    meta: dict, device: str, modality_dropout: float, feature_dropout: float = 0.0,
+                    features: tuple[str, ...] = ()) -> dict:
     """Train on parts['train'], stop on parts['stop']; metrics on each scored set."""
     train, stop, positive = resident(parts["train"], device), resident(parts["stop"], device), meta["positive_index"]
     counts = torch.bincount(train["label"], minlength=len(meta["classes"])).tolist()  # this fold's class weights
     objective = classification(t, counts, lambda: tensor_batches(stop, 1024, shuffle=False),
                                positive=positive, device=device, desc="crossval")
     fit(model, objective, cfg=t, device=device, live=None, desc="crossval",
-        train_batches=lambda e: dropout_batches(train, t.batch_size, modality_dropout, t.seed, e),
+        train_batches=lambda e: dropout_batches(train, t.batch_size, modality_dropout, t.seed, e, feature_dropout,
+                                                features),
         steps_per_epoch=math.ceil(len(train["label"]) / t.batch_size))
     out = {}
     for name, data in scored.items():
@@ -111,9 +114,11 @@ def cross_validate(pooled: dict, tests: dict[str, dict], folds: np.ndarray, cfg:
                 seed_everything(cfg.seed * 1000 + fold)
                 model, t = build_model(name, dims, fusion, params_file)
                 t = t.for_seed(cfg.seed * 1000 + fold)
-                dropout = fusion.modality_dropout if name in FUSIONS else 0.0
+                is_fusion = name in FUSIONS
                 scored = {"held_out": parts["held_out"], **fold_tests}
-                results[name].append(train_and_score(model, t, parts, scored, meta, device, dropout))
+                results[name].append(train_and_score(
+                    model, t, parts, scored, meta, device, fusion.modality_dropout if is_fusion else 0.0,
+                    fusion.feature_dropout if is_fusion else 0.0, tuple(cfg.modalities) if is_fusion else ()))
                 bar.update(1)
     return results
 
