@@ -67,15 +67,24 @@ def marked(comparison: dict, name: str) -> str:
     return f"{name} *" if best else name
 
 
+def with_ensembles(comparison: dict):
+    """(label, kind, scores per split) per model: its mean ± std over seeds, then its seed ensemble (when it has
+    several seeds), experts first."""
+    for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
+        yield marked(comparison, name), model["kind"], model
+        ensemble = model.get("ensemble", {})
+        if ensemble.get("seeds", 1) > 1:
+            yield f"{name} ensemble", f"{ensemble['seeds']} seeds", ensemble
+
+
 def results_table(m: Metrics) -> list[str]:
-    """Headline: AUROC per split and macro-F1 on the test splits, mean ± std over seeds, 3 decimals."""
+    """Headline: AUROC per split and macro-F1 on the test splits, mean ± std over seeds, and each model's seed
+    ensemble below it, 3 decimals."""
     comparison = m.get("comparison")
     splits, tests = scored(*comparison["models"].values()), scored(*comparison["models"].values(), splits=TESTS)
     header = ["model", "kind"] + [f"{s} AUROC" for s in splits] + [f"{s} macro-F1" for s in tests]
-    rows = []
-    for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
-        rows.append([marked(comparison, name), model["kind"]] + [pm(model[s], "auroc") for s in splits]
-                    + [pm(model[s], "macro_f1") for s in tests])
+    rows = [[label, kind] + [pm(scores[s], "auroc") for s in splits] + [pm(scores[s], "macro_f1") for s in tests]
+            for label, kind, scores in with_ensembles(comparison)]
     return table(header, rows)
 
 
@@ -85,10 +94,8 @@ def results_full(m: Metrics) -> list[str]:
     keys = (("auroc", "AUROC"), ("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
     splits = scored(*comparison["models"].values())
     header = ["model", "kind"] + [f"{s} {label}" for key, label in keys for s in splits]
-    rows = []
-    for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
-        rows.append([marked(comparison, name), model["kind"]]
-                    + [pm(model[s], key, 4) for key, _ in keys for s in splits])
+    rows = [[label, kind] + [pm(scores[s], key, 4) for key, _ in keys for s in splits]
+            for label, kind, scores in with_ensembles(comparison)]
     return table(header, rows)
 
 
@@ -102,7 +109,7 @@ def bootstrap_lines(comparison: dict) -> list[str]:
     lines = []
     for split, test in sorted(comparison.get("paired_bootstrap_test", {}).items()):
         low, high = test["ci95"]
-        lines.append(f"- paired bootstrap of the saved models, {split}: AUROC gain {signed(test['auroc_gain'])}, "
+        lines.append(f"- paired bootstrap over the memes, the two seed ensembles, {split}: AUROC gain {signed(test['auroc_gain'])}, "
                      f"95 % interval [{signed(low)}, {signed(high)}]")
     return lines
 
@@ -110,9 +117,11 @@ def bootstrap_lines(comparison: dict) -> list[str]:
 def results_headline(m: Metrics) -> list[str]:
     """README bullets: best fusion vs best expert, the paired bootstrap, false positives on unfamiliar memes."""
     comparison, fpr, fusion = m.get("comparison"), m.get("unfamiliar")["methods"], m.get("comparison")["best_fusion"]
-    gain, chosen = comparison["fusion_minus_best_expert"], comparison.get("selected_on", "val AUROC").split(" (")[0]
-    lines = [f"- best fusion `{fusion}` vs best expert `{comparison['best_expert']}` (both chosen on {chosen}), "
-             f"AUROC: test_seen {versus(gain['test_seen']['auroc'])}, test_unseen {versus(gain['test_unseen']['auroc'])}"]
+    chosen = comparison.get("selected_on", "val AUROC").split(" (")[0]
+    gain = comparison.get("deployed_minus_best_expert") or comparison["fusion_minus_best_expert"]
+    lines = [f"- deployed model (the seed ensemble of `{fusion}`) vs best expert `{comparison['best_expert']}` "
+             f"(its seed ensemble; both chosen on {chosen}), AUROC: test_seen {versus(gain['test_seen']['auroc'])}, "
+             f"test_unseen {versus(gain['test_unseen']['auroc'])}"]
     lines += bootstrap_lines(comparison)
     method = fusion.removeprefix("fusion_")
     if method in fpr:
@@ -123,12 +132,18 @@ def results_headline(m: Metrics) -> list[str]:
 
 
 def results_diffs(m: Metrics) -> list[str]:
-    """Every difference compare reports, with its seed noise 2·sqrt(std_a² + std_b²)."""
+    """Every difference compare reports, with its seed noise: 2·sqrt(std_a² + std_b²) per seed, divided by
+    sqrt(seeds) between seed ensembles."""
     comparison = m.get("comparison")
     fusion, lines = comparison["best_fusion"], []
+    if "deployed_minus_best_expert" in comparison:
+        diff = comparison["deployed_minus_best_expert"]
+        lines.append(f"- seed ensembles, {fusion} − {comparison['best_expert']}: " + "; ".join(
+            f"{split} AUROC {versus(diff[split]['auroc'])}, macro-F1 {versus(diff[split]['macro_f1'])}"
+            for split in scored(diff, splits=TESTS)))
     for against, diff in [(comparison["best_expert"], comparison["fusion_minus_best_expert"])] + sorted(
             comparison["best_fusion_minus_other_fusions"].items()):
-        lines.append(f"- {fusion} − {against}: " + "; ".join(
+        lines.append(f"- per seed, {fusion} − {against}: " + "; ".join(
             f"{split} AUROC {versus(diff[split]['auroc'])}, macro-F1 {versus(diff[split]['macro_f1'])}"
             for split in scored(diff, splits=TESTS)))
     return lines + bootstrap_lines(comparison)
