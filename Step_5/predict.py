@@ -15,6 +15,7 @@ Example:
   python -m Step_5.predict --model models/mm_fusion/gated meme.jpg --series engagement.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --format csv > scores.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --operating-point precision_90
+  python -m Step_5.predict --model models/mm_fusion/late meme.jpg --memory models/memory
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from Step_4.engine import to_device
 from Step_4.features.batches import expert_inputs, presence_mask
 from Step_4.registry import load_expert
 from Step_5.ensemble import load_fusion_head
+from Step_5.memory_store import explain_with_memory, open_memory
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -60,7 +62,8 @@ class Predictor:
     """Loads a fusion model and its experts once; `predict_many(paths)` classifies images in batches."""
 
     def __init__(self, model_dir: str | Path, experts_dir: str | Path | None = None, device: str = "cpu",
-                 batch_size: int = 24, calibration: str | Path | None = "auto", operating_point: str | None = None):
+                 batch_size: int = 24, calibration: str | Path | None = "auto", operating_point: str | None = None,
+                 memory: str | Path | None = None):
         model_dir = Path(model_dir)
         self.device, self.batch_size = pick_device(device), batch_size
         self.model, self.info = load_fusion_head(model_dir, self.device)
@@ -75,6 +78,7 @@ class Predictor:
                                     f"{self.classes}; rerun the fusion stages (dvc repro) or pass --experts")
             schema = info.get("tabular_schema", schema)
         self.schema = schema
+        self.memory = open_memory(memory, self.classes, self.modalities) if memory else None
         # experts that halt early (DACT text) report the layers each meme used
         self.adaptive = [m for m, e in self.experts.items() if hasattr(e.encoder, "layers_used")]
         self.inputs = expert_inputs({m: e.encoder for m, e in self.experts.items()}, train=False,
@@ -155,6 +159,9 @@ class Predictor:
             if layers:
                 result["layers_used"] = {m: used[i] for m, used in layers.items()}
             results.append(result)
+        if self.memory is not None:  # the labelled memory's vote and the neighbours that moved it
+            for result, extra in zip(results, explain_with_memory(self.memory, fused, probs, self.modalities)):
+                result.update(extra)
         return results
 
     def check_tabular(self, row: dict) -> None:
@@ -263,6 +270,9 @@ def main() -> None:
     parser.add_argument("--calibration", default="auto",
                         help="the evaluate stage's calibration file (temperatures, thresholds); 'auto': calibration.json "
                              "in the models folder above mm_fusion/, when there is one; 'none': raw probabilities only")
+    parser.add_argument("--memory", default=None, help="labelled memory folder (models/memory after dvc repro; memes "
+                        "added with `python -m Step_5.memory add` included): adds the kNN-combined probability and "
+                        "the 3 nearest labelled memes (docs/memory.md)")
     parser.add_argument("--operating-point", default=None,
                         help="decide with a threshold chosen on val by the evaluate stage: max_f1, precision_90, "
                              "recall_90 (names as in models/calibration.json); adds 'flagged' to each result")
@@ -282,7 +292,7 @@ def main() -> None:
         raise PipelineError(f"no image files found in {args.paths}")
     calibration = None if args.calibration == "none" else args.calibration
     predictor = Predictor(args.model, args.experts, args.device, calibration=calibration,
-                          operating_point=args.operating_point)
+                          operating_point=args.operating_point, memory=args.memory)
     series = predictor.read_series(args.series)
     failed = write_results(predictor.predict_many(paths, args.text, tabular, series), predictor, args.format)
     sys.exit(1 if failed else 0)

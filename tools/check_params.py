@@ -26,6 +26,7 @@ from Step_3.taxonomy import TaxonomyConfig
 from Step_4.registry import EXPERTS
 from Step_4.tabular.config import TabularModelConfig, TabularPretrainConfig
 from Step_5.config import CrossvalConfig, FusionConfig
+from Step_5.memory_config import MemoryConfig
 from Step_5.models import FUSIONS, fusion_params
 from Step_5.studies.unfamiliar import UnfamiliarConfig
 from Step_6.config import EvaluateConfig
@@ -36,7 +37,7 @@ def sections() -> list[tuple[type, str]]:
     return [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"), (ShardConfig, "shard"),
             *[(k.config, k.section) for k in EXPERTS.values()], (TabularModelConfig, "tabular_model"),
             (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (CrossvalConfig, "crossval"),
-            (UnfamiliarConfig, "unfamiliar"), (EvaluateConfig, "evaluate")]
+            (UnfamiliarConfig, "unfamiliar"), (EvaluateConfig, "evaluate"), (MemoryConfig, "memory")]
 
 
 def check_source(source) -> None:

@@ -173,10 +173,21 @@ def modality_removal(m: Metrics) -> list[str]:
     return table(["fusion", "all modalities"] + [key.replace("_", " ") for key in removed], rows)
 
 
+def interval(v: dict, key: str) -> str:
+    """'12% [6%, 19%]' (a rate and its bootstrap 95 % interval), or the bare rate without one."""
+    if f"{key}_ci95" not in v:
+        return f"{v[key]:.0%}"
+    low, high = v[f"{key}_ci95"]
+    return f"{v[key]:.0%} [{low:.0%}, {high:.0%}]"
+
+
 def unfamiliar(m: Metrics) -> list[str]:
+    """Per fusion (its seed ensemble): flagged at 0.5 and at the calibrated max-F1 operating point, with intervals."""
     methods = m.get("unfamiliar")["methods"]
-    rows = [[name, f"{v['fpr']:.0%}", f"{v['mean_positive_probability']:.3f}"] for name, v in sorted(methods.items())]
-    return table(["fusion", "flagged (false-positive rate)", "mean positive probability"], rows)
+    rows = [[name, interval(v, "fpr"), interval(v, "fpr_max_f1") if "fpr_max_f1" in v else "n/a",
+             f"{v['mean_positive_probability']:.3f}"] for name, v in sorted(methods.items())]
+    return table(["fusion", "flagged at 0.5 [95 % interval]", "flagged at the calibrated max-F1 point",
+                  "mean positive probability"], rows)
 
 
 def experts(m: Metrics) -> list[str]:
