@@ -15,7 +15,6 @@ Example:
   python -m Step_5.predict --model models/mm_fusion/gated meme.jpg --series engagement.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --format csv > scores.csv
   python -m Step_5.predict --model models/mm_fusion/gated memes/ --operating-point precision_90
-  python -m Step_5.predict --model models/mm_fusion/late meme.jpg --memory models/memory
 """
 from __future__ import annotations
 
@@ -270,9 +269,8 @@ def main() -> None:
     parser.add_argument("--calibration", default="auto",
                         help="the evaluate stage's calibration file (temperatures, thresholds); 'auto': calibration.json "
                              "in the models folder above mm_fusion/, when there is one; 'none': raw probabilities only")
-    parser.add_argument("--memory", default=None, help="labelled memory folder (models/memory after dvc repro; memes "
-                        "added with `python -m Step_5.memory add` included): adds the kNN-combined probability and "
-                        "the 3 nearest labelled memes (docs/memory.md)")
+    parser.add_argument("--memory", default=None, help="labelled memory folder (models/memory; added memes included): "
+                        "the kNN-combined probability and the 3 nearest labelled memes (docs/memory.md)")
     parser.add_argument("--operating-point", default=None,
                         help="decide with a threshold chosen on val by the evaluate stage: max_f1, precision_90, "
                              "recall_90 (names as in models/calibration.json); adds 'flagged' to each result")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools import docs_numbers
+from tools import docs_numbers, docs_results
 
 
 def scores(auroc: float, std: float = 0.01) -> dict:
@@ -15,8 +15,8 @@ def scores(auroc: float, std: float = 0.01) -> dict:
 def comparison(fusion_auroc: float) -> dict:
     return {"best_expert": "text_expert", "best_fusion": "fusion_gated", "best_fusion_minus_other_fusions": {},
             "fusion_minus_best_expert": {}, "selected_on": "val auroc (mean over seeds)",
-            "models": {"text_expert": {"kind": "expert", **{s: scores(0.7) for s in docs_numbers.SPLITS}},
-                       "fusion_gated": {"kind": "fusion", **{s: scores(fusion_auroc) for s in docs_numbers.SPLITS}}}}
+            "models": {"text_expert": {"kind": "expert", **{s: scores(0.7) for s in docs_results.SPLITS}},
+                       "fusion_gated": {"kind": "fusion", **{s: scores(fusion_auroc) for s in docs_results.SPLITS}}}}
 
 
 def write_repo(root, fusion_auroc: float) -> None:
