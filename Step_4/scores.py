@@ -59,7 +59,7 @@ def ensemble_probs(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 def summarize(runs: list[dict[str, np.ndarray]], truth: dict[str, dict], positive: int, seeds: list[int]) -> dict:
     """Mean ± std over seeds per split, and the seed ensemble's metrics. runs: per seed {split: probs (N, C)};
     truth: {split: {'labels', 'true_labels'}} aligned with the probabilities."""
-    report = {"seeds": list(seeds), "per_seed": {}, "vs_true_label": {}, "ensemble": {"seeds": len(runs)}}
+    report = {"seeds": list(seeds), "per_seed": {}, "vs_true_label": {}, "ensemble": {}}
     averaged = ensemble_probs(runs)
     for split in (s for s in EVALUATED if s in truth):
         for target, key in (("labels", None), ("true_labels", "vs_true_label")):

@@ -44,7 +44,8 @@ def commands(work: Path) -> list[list[str]]:
     fusions = [["-m", "Step_5.train_fusion", m, "--embeddings", f"{work}/embeddings", "--experts", f"{work}/models",
                 "--model", f"{work}/models/mm_fusion/{m}", *common] for m in METHODS]
     compare = ["-m", "Step_5.studies.compare", "--metrics-dir", f"{work}/metrics", "--embeddings", f"{work}/embeddings",
-               "--fusion-models", f"{work}/models/mm_fusion", "--out", f"{work}/metrics/comparison.json"]
+               "--fusion-models", f"{work}/models/mm_fusion", "--reports-dir", f"{work}/reports",
+               "--out", f"{work}/metrics/comparison.json"]
     return [pretrain, *experts, *fusions, compare]
 
 

@@ -53,13 +53,12 @@ def marked(comparison: dict, name: str) -> str:
 
 
 def with_ensembles(comparison: dict):
-    """(label, kind, scores per split) per model: its mean ± std over seeds, then its seed ensemble (when it has
-    several seeds), experts first."""
+    """(label, kind, scores per split) per model: its mean ± std over seeds, then its seed ensemble, experts
+    first."""
     for name, model in sorted(comparison["models"].items(), key=lambda item: (item[1]["kind"], item[0])):
         yield marked(comparison, name), model["kind"], model
-        ensemble = model.get("ensemble", {})
-        if ensemble.get("seeds", 1) > 1:
-            yield f"{name} ensemble", f"{ensemble['seeds']} seeds", ensemble
+        if "ensemble" in model:
+            yield f"{name} ensemble", "seed ensemble", model["ensemble"]
 
 
 def results_table(m: Metrics) -> list[str]:

@@ -36,10 +36,15 @@ def model_row(report: dict, kind: str) -> dict:
     row = {"kind": kind, **{s: {v: report[s][v] for k in KEYS for v in (k, f"{k}_std")}
                             for s in EVALUATED if s in report}}
     ensemble = report.get("ensemble", {})
-    row["ensemble"] = {"seeds": ensemble.get("seeds", 1),
-                       **{s: {k: (ensemble[s] if s in ensemble else report[s])[k] for k in KEYS}
-                          for s in EVALUATED if s in report}}
+    row["ensemble"] = {s: {k: (ensemble[s] if s in ensemble else report[s])[k] for k in KEYS}
+                       for s in EVALUATED if s in report}
     return row
+
+
+def seed_count(reports_dir: Path | None, name: str) -> int:
+    """How many seeds a model's ensemble averages (reports/<name>.json 'seeds'; 1 when unknown)."""
+    path = reports_dir / f"{name}.json" if reports_dir else None
+    return len(read_json(path).get("seeds", [0])) if path and path.is_file() else 1
 
 
 def selection_score(row: dict, splits: list[str]) -> float:
@@ -58,13 +63,12 @@ def contrast(a: dict, b: dict, key: str) -> dict | None:
     return {"diff": round(diff, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(diff) > noise)}
 
 
-def ensemble_contrast(a: dict, b: dict, split: str, key: str) -> dict | None:
+def ensemble_contrast(a: dict, b: dict, split: str, key: str, seeds: int) -> dict | None:
     """The seed ensembles' difference a − b of one metric on one split, and its seed noise: 2·sqrt(std_a² +
     std_b²) of the per-seed scores, divided by sqrt(seeds) (the spread of an average of that many seeds)."""
     ea, eb = a["ensemble"][split].get(key), b["ensemble"][split].get(key)
     if ea is None or eb is None or a[split].get(f"{key}_std") is None or b[split].get(f"{key}_std") is None:
         return None
-    seeds = min(a["ensemble"]["seeds"], b["ensemble"]["seeds"])
     noise = 2 * math.sqrt((a[split][f"{key}_std"] ** 2 + b[split][f"{key}_std"] ** 2) / seeds)
     return {"diff": round(ea - eb, 4), "seed_noise": round(noise, 4), "beyond_noise": bool(abs(ea - eb) > noise)}
 
@@ -102,7 +106,7 @@ def bootstrap_gain(best_fusion: str, best_expert: str, embeddings: Path, fusion_
     return result
 
 
-def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
+def compare(metrics_dir: Path, experts: list[str], methods: list[str], reports_dir: Path | None = None) -> dict:
     models = {}
     for kind, names in (("expert", [f"{m}_expert" for m in experts]), ("fusion", [f"fusion_{m}" for m in methods])):
         for name in names:
@@ -124,8 +128,9 @@ def compare(metrics_dir: Path, experts: list[str], methods: list[str]) -> dict:
                 for s in splits}
 
     def deployed_versus(other: str) -> dict:
-        return {s: {k: ensemble_contrast(models[best_fusion], models[other], s, k) for k in ("auroc", "macro_f1")}
-                for s in splits}
+        seeds = min(seed_count(reports_dir, best_fusion), seed_count(reports_dir, other))
+        return {s: {k: ensemble_contrast(models[best_fusion], models[other], s, k, seeds)
+                    for k in ("auroc", "macro_f1")} for s in splits}
 
     return {"models": models, "best_expert": best_expert, "best_fusion": best_fusion,
             "selected_on": f"the seed ensemble's mean AUROC over {' and '.join(on)}",
@@ -146,9 +151,11 @@ def main() -> None:
                         help="fusion methods to compare")
     parser.add_argument("--embeddings", default=None, help="expert embedding root (for the paired bootstrap)")
     parser.add_argument("--fusion-models", default=None, help="folder of the fusion models (for the paired bootstrap)")
+    parser.add_argument("--reports-dir", default="reports", help="folder with <model>.json (the seeds each ensemble "
+                                                                  "averages: its seed noise)")
     parser.add_argument("--out", default="metrics/comparison.json", help="output file")
     args = parser.parse_args()
-    result = compare(Path(args.metrics_dir), args.experts, args.methods)
+    result = compare(Path(args.metrics_dir), args.experts, args.methods, Path(args.reports_dir))
     if args.embeddings and args.fusion_models:
         positive = read_json(Path(args.fusion_models) / result["best_fusion"].removeprefix("fusion_") /
                              "fusion.json")["positive_index"]

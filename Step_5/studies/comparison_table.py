@@ -52,9 +52,9 @@ def format_table(result: dict, markdown: bool = False, full: bool = False, repor
         mark = " *" if name in (result["best_expert"], result["best_fusion"]) else ""
         rows.append([name + mark, r["kind"]] + [cell(r.get(s), k, digits) for s, k in columns]
                     + ([head_parameters(reports_dir, name)] if reports_dir else []))
-        if r.get("ensemble", {}).get("seeds", 1) > 1:
+        if "ensemble" in r:
             ensemble = r["ensemble"]
-            rows.append([f"{name} ensemble", f"{ensemble['seeds']} seeds"]
+            rows.append([f"{name} ensemble", "ensemble"]
                         + [cell(ensemble.get(s), k, digits) for s, k in columns] + ([""] if reports_dir else []))
     chosen = result.get("selected_on", "val AUROC").split(" (")[0]
     best = f"best fusion {result['best_fusion']} vs best expert {result['best_expert']} (chosen on {chosen})"
