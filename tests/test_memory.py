@@ -205,6 +205,10 @@ def test_a_tiny_split_with_one_class_gives_empty_cells_not_a_crash(capsys):
                                                  "memes_added": 0.0, "gain_over_k0": None, "gain_over_head": None}
     result = {"deployed": "fusion_x", "k": [0, 5, 10, 25], "curves": curves,
               "skipped": {"memory_group": "no meta.group"}}
-    assert {r["curve"] for r in adaptation.plot_rows(result)} == {"memory_frame", "finetune_frame", "head"}
+    rows = adaptation.plot_rows(result)
+    assert [r["k"] for r in rows] == [0, 5, 10, 25]
+    assert set(rows[0]) == {"k", "memory_frame", "finetune_frame", "head"}
+    assert adaptation.quality(result)["curves"]["memory_frame"]["k0"] == {
+        "auroc": None, "auroc_std": None, "head_auroc": None, "gain_over_k0": None, "gain_over_head": None}
     adaptation.print_table(result)
     assert "skipped memory_group: no meta.group" in capsys.readouterr().out

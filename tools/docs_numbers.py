@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from tools.docs_results import (
+    adaptation,
     DocsError,
     Metrics,
     models_of,
@@ -145,7 +146,7 @@ def ocr(m: Metrics) -> list[str]:
             "against the gold captions (`metrics/ocr.json`)."]
 
 
-NAMES = {"results-table": results_table, "results-full": results_full, "results-headline": results_headline,
+NAMES = {"adaptation": adaptation, "results-table": results_table, "results-full": results_full, "results-headline": results_headline,
          "results-diffs": results_diffs, "true-label": true_label, "modality-removal": modality_removal,
          "unfamiliar": unfamiliar, "experts": experts, "crossval": crossval, "calibration": calibration,
          "operating-points": operating_points, "robustness": robustness, "paired": paired, "ocr": ocr}

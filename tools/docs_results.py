@@ -135,3 +135,19 @@ def results_diffs(m: Metrics) -> list[str]:
 
 def models_of(m: Metrics, kind: str) -> list[str]:
     return sorted(name for name, model in m.get("comparison")["models"].items() if model["kind"] == kind)
+
+
+def adaptation(m: Metrics) -> list[str]:
+    """The adaptation curves: AUROC mean ± std over draws per k, the head alone on the same sets, the gain."""
+    curves = m.get("adaptation")["curves"]
+    ks = sorted({int(k[1:]) for cells in curves.values() for k in cells})
+
+    def cell(found: dict | None, key: str = "auroc") -> str:
+        if not found or found.get(key) is None:
+            return "-"
+        return f"{found[key]:.3f}" + (f" ± {found['auroc_std']:.3f}" if key == "auroc" and found.get("auroc_std") else "")
+
+    rows = [[curve] + [cell(cells.get(f"k{k}")) for k in ks] + [cell(cells.get(f"k{ks[0]}"), "head_auroc"),
+            signed(cells[f"k{ks[-1]}"]["gain_over_k0"]) if cells.get(f"k{ks[-1]}", {}).get("gain_over_k0") is not None
+            else "-"] for curve, cells in curves.items()]
+    return table(["curve"] + [f"k={k}" for k in ks] + ["head, same sets", f"gain k={ks[-1]} over k={ks[0]}"], rows)

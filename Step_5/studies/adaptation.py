@@ -217,11 +217,30 @@ def study(args: argparse.Namespace, cfg: MemoryConfig) -> dict:
 
 
 def plot_rows(result: dict) -> list[dict]:
-    """{'k', 'auroc', 'curve'} rows: each curve, and the head alone on the frame (else group) evaluation sets."""
-    rows = [{"k": r["k"], "auroc": r["auroc"], "curve": curve} for curve in CURVES
-            for r in result["curves"].get(curve, {}).get("rows", [])]
+    """One row per k: {'k', <curve>: auroc, ..., 'head': auroc of the head alone on the frame (else group) sets}.
+
+    One field per curve, so that `dvc plots` draws each curve as its own line."""
     reference = result["curves"].get("memory_frame") or result["curves"].get("memory_group")
-    return rows + [{"k": r["k"], "auroc": r["head_auroc"], "curve": "head"} for r in (reference or {}).get("rows", [])]
+    fields = {curve: summary["rows"] for curve, summary in result["curves"].items()}
+    if reference:
+        fields["head"] = [{"k": r["k"], "auroc": r["head_auroc"]} for r in reference["rows"]]
+    by_k: dict[int, dict] = {}
+    for curve, rows in fields.items():
+        for r in rows:
+            by_k.setdefault(r["k"], {"k": r["k"]})[curve] = r["auroc"]
+    return [by_k[k] for k in sorted(by_k)]
+
+
+def quality(result: dict) -> dict:
+    """What `dvc metrics diff` compares: per curve and k the AUROCs and gains; counts and the sweep grid stay in
+    the report."""
+    keep = ("auroc", "auroc_std", "head_auroc", "gain_over_k0", "gain_over_head")
+    found = {"curves": {curve: {f"k{r['k']}": {key: r[key] for key in keep} for r in summary["rows"]}
+                        for curve, summary in result["curves"].items()}}
+    sweep_found = result.get("sweep_val_unseen")
+    if sweep_found and sweep_found["best"]:
+        found["sweep_val_unseen"] = {"head_auroc": sweep_found["head_auroc"], "best_auroc": sweep_found["best"]["auroc"]}
+    return found
 
 
 def print_table(result: dict) -> None:
@@ -250,12 +269,16 @@ def main() -> None:
     parser.add_argument("--fusion-models", default="models/mm_fusion", help="folder of the fusion models")
     parser.add_argument("--comparison", default="metrics/comparison.json", help="names the deployed fusion")
     parser.add_argument("--shards", default="data/shards", help="shards (each meme's frame and group)")
-    parser.add_argument("--metrics", default="metrics/adaptation.json", help="output: the table")
-    parser.add_argument("--plots", default="metrics/plots/adaptation.json", help="output: {k, auroc, curve} rows")
+    parser.add_argument("--metrics", default="metrics/adaptation.json", help="output: AUROC per curve and k")
+    parser.add_argument("--report", default="reports/adaptation.json",
+                        help="output: the whole study (memes added, evaluation sizes, skipped curves, the sweep grid)")
+    parser.add_argument("--plots", default="metrics/plots/adaptation.json",
+                        help="output: one row per k, one field per curve")
     parser.add_argument("--params", default=PARAMS_FILE, help="params file (its memory section)")
     args = parser.parse_args()
     result = study(args, section(MemoryConfig, "memory", args.params))
-    write_json(args.metrics, result)
+    write_json(args.report, result)
+    write_json(args.metrics, quality(result))
     write_json(args.plots, plot_rows(result))
     print_table(result)
 
