@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from tools.docs_results import (
-    adaptation,
     DocsError,
     Metrics,
+    adaptation,
     models_of,
     pm,
     results_diffs,
