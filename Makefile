@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tesseract browser check lint run test test-e2e test-all plots smoke bench clean-smoke help
+.PHONY: setup tesseract browser check lint run serve test test-e2e test-all plots smoke bench clean-smoke help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ run: setup check  ## build the whole pipeline (dvc repro), print the comparison 
 	@python -m Step_5.studies.comparison_table --comparison metrics/comparison.json
 	@python -m Step_6.html_report --summary
 	@echo "models: models/ · quality: metrics/*.json · run facts: reports/*.json · plots: make plots"
+
+serve: setup  ## the HTTP service and the review page on 127.0.0.1:8000 after `make run` (docs/serving.md)
+	python -m Step_7.serve
 
 lint: setup  ## ruff over the code (pyproject.toml [tool.ruff]); the fast tier runs it too
 	ruff check .

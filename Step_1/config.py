@@ -8,23 +8,27 @@ from typing import Any, Literal
 from core.params import check
 from Step_1.series import SeriesConfig
 
-SOURCE_KINDS = ("synthetic", "hateful_memes", "jsonl", "csv")
+SOURCE_KINDS = ("synthetic", "hateful_memes", "jsonl", "csv", "reviews")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 @dataclass
 class SourceConfig:
-    """One data source; `options` are checked by the importer of its kind."""
+    """One data source; `options` are checked by the importer of its kind. `label_map` (the source's label value ->
+    a class of taxonomy.classes) may be left out for kind `reviews` only, whose labels are class names already."""
 
     name: str
-    kind: Literal["synthetic", "hateful_memes", "jsonl", "csv"]
-    label_map: dict[str, str]
+    kind: Literal["synthetic", "hateful_memes", "jsonl", "csv", "reviews"]
+    label_map: dict[str, str] | None = None
     path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(bool(NAME_PATTERN.match(self.name)), f"source name {self.name!r} may use only letters, digits and _")
         check(self.kind == "synthetic" or bool(self.path), f"source '{self.name}' of kind {self.kind} needs a path")
+        check(self.label_map is not None or self.kind == "reviews",
+              f"source '{self.name}' needs a label_map (its label value -> a class of taxonomy.classes)")
+        self.label_map = self.label_map or {}  # empty for `reviews`: class names map to themselves (Step_3.taxonomy)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from Step_1.readers import clean_text, csv_lines, finite_or_none, jsonl_lines, s
 from Step_1.records import SPLITS, make_id
 from Step_1.series import SeriesConfig, parse_series, save_series
 
+REVIEWS_FILE = "reviews.jsonl"  # written by `python -m Step_7.export` beside images/
 HM_FILES = ("train.jsonl", "dev_seen.jsonl", "dev_unseen.jsonl", "test_seen.jsonl", "test_unseen.jsonl")
 # file-name prefix -> official split; the first matching prefix wins (dev_unseen before dev, test_unseen before test)
 HM_SPLITS = {"train": "train", "dev_unseen": "val_unseen", "dev": "val", "test_unseen": "test_unseen",
@@ -90,6 +91,16 @@ class CsvOptions(JsonlOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(len(self.delimiter) == 1, f"delimiter must be one character, got {self.delimiter!r}")
+
+
+@dataclass
+class ReviewsOptions:
+    """Options of a `reviews` source; `path` is the folder `python -m Step_7.export` writes."""
+
+    max_text_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        check(self.max_text_chars >= 1, f"max_text_chars must be >= 1, got {self.max_text_chars}")
 
 
 # ---------------------------------------------------------------- row helpers
@@ -234,3 +245,28 @@ def import_csv(source: SourceConfig, out_dir: Path, workers: int,
     lines = csv_lines(file, opts.encoding, opts.delimiter, opts.columns())
     return _import_table(source, lines, opts, file, check_rows=False, out_dir=out_dir,
                          series=series or SeriesConfig())
+
+
+def import_reviews(source: SourceConfig, out_dir: Path, workers: int,
+                   series: SeriesConfig | None = None) -> tuple[list[dict], dict, list[dict]]:
+    """Memes reviewed in Step 7, exported to <path>/reviews.jsonl (id, image: a path under <path>, text, label: a
+    class name, or a key of label_map when one is given). No export yet: zero rows. Rows carry no split (the shard
+    stage assigns one) and no group."""
+    opts = build(ReviewsOptions, source.options, where=f"prepare.sources[{source.name}].options")
+    file = Path(source.path).resolve() / REVIEWS_FILE
+    lines = list(jsonl_lines(file, "utf-8")) if file.is_file() else []
+    if not lines:
+        print(f"source '{source.name}': no reviewed memes in {file} yet (python -m Step_7.export writes them), 0 rows")
+        return [], {"numeric": [], "categorical": []}, []
+    table = JsonlOptions(image="image", id="id", text="text", label="label", max_text_chars=opts.max_text_chars)
+    rows, schema, rejected = _import_table(source, iter(lines), table, file, check_rows=True, out_dir=out_dir,
+                                           series=series or SeriesConfig())
+    for row in rows:
+        label, where = row["label"], f"{file}:{row['meta']['line']}"
+        if not isinstance(label, str) or not label.strip():
+            raise PipelineError(f"{where}: label {label!r} is not a class name; fix the row or export it again "
+                                "(python -m Step_7.export)")
+        if source.label_map and label not in source.label_map:
+            raise PipelineError(f"{where}: label {label!r} is not in the label_map of source '{source.name}'; "
+                                f"allowed values: {sorted(source.label_map)}")
+    return rows, schema, rejected

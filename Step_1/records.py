@@ -12,9 +12,14 @@ SPLIT_ALIASES = {"test": "test_seen", "dev": "val", "validation": "val"}  # olde
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+def safe_name(value) -> str:
+    """`value` as text safe for file and tar member names: characters other than letters, digits, _ and - as '_'."""
+    return _UNSAFE.sub("_", str(value))
+
+
 def make_id(source: str, local_id: str) -> str:
     """A sample id safe for tar member names: '<source>-<local id>' with other characters as '_'."""
-    return f"{source}-{_UNSAFE.sub('_', str(local_id))}"
+    return f"{source}-{safe_name(local_id)}"
 
 
 def unify(source: str, raw: dict) -> dict:

@@ -11,7 +11,7 @@ from core.errors import PipelineError
 from core.params import build
 from core.progress import progress
 from Step_1.config import SourceConfig
-from Step_1.importers import import_csv, import_hateful_memes, import_jsonl
+from Step_1.importers import import_csv, import_hateful_memes, import_jsonl, import_reviews
 from Step_1.series import SeriesConfig, save_series
 from Step_1.synthetic.engagement import CHANNELS
 from Step_1.synthetic.generate import make_engagement, make_meme
@@ -61,4 +61,4 @@ def import_synthetic(source: SourceConfig, out_dir: Path, workers: int,
 
 
 IMPORTERS: dict[str, Importer] = {"synthetic": import_synthetic, "hateful_memes": import_hateful_memes,
-                                  "jsonl": import_jsonl, "csv": import_csv}
+                                  "jsonl": import_jsonl, "csv": import_csv, "reviews": import_reviews}

@@ -23,10 +23,13 @@ class TaxonomyConfig:
 
 
 def build_taxonomy(cfg: TaxonomyConfig, sources: list[dict]) -> dict:
-    """Taxonomy document: classes and, per source, its label value → unified class."""
+    """Taxonomy document: classes and, per source, its label value → unified class. A `reviews` source without a
+    label_map names classes directly: each class maps to itself."""
     mapping = {}
     for source in sources:
         label_map = {str(k): v for k, v in (source.get("label_map") or {}).items()}
+        if not label_map and source.get("kind") == "reviews":
+            label_map = {c: c for c in cfg.classes}
         bad = sorted({v for v in label_map.values() if v not in cfg.classes})
         if bad:
             raise PipelineError(f"source '{source['name']}': label_map targets {bad} are not unified classes {cfg.classes}")

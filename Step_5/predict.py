@@ -1,14 +1,14 @@
 """Classify memes with a trained fusion model: prints one JSON line (or CSV row) per image.
 
-Each result: path, the text used (OCR with Step 2's exact settings, or --text), the source of that
-text, the probability per class, the predicted label, and gate weights for the gated model. With
-the evaluate stage's models/calibration.json (found automatically), also the calibrated probability
-per class (temperature fitted on val); --operating-point NAME adds 'flagged', the decision at that
-threshold (chosen on val: max_f1, precision_90, recall_90).
-Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a
-header and one row per image (columns path, label, p_<class>..., calibrated_<class>..., flagged,
-gate_<modality>..., layers_text when the text expert halts early (DACT), text_source, text, error).
-With a DACT text expert every result also carries "layers_used": {"text": n}.
+Each result: path, the text used (OCR with Step 2's exact settings, or --text), the source of that text, the
+probability per class, the predicted label, each expert's own positive-class probability ("experts": where the
+modalities disagree), and gate weights for the gated model. With the evaluate stage's models/calibration.json
+(found automatically), also the calibrated probability per class (temperature fitted on val); --operating-point
+NAME adds 'flagged', the decision at that threshold (chosen on val: max_f1, precision_90, recall_90).
+Images that cannot be read get an "error" field; the exit code is then 1. --format csv writes a header and one
+row per image (columns path, label, p_<class>..., calibrated_<class>..., flagged, gate_<modality>..., layers_text
+when the text expert halts early (DACT), text_source, text, error). With a DACT text expert every result also
+carries "layers_used": {"text": n}.
 
 Example:
   python -m Step_5.predict --model models/mm_fusion/gated memes/ cat.jpg --tabular '{"prior_reports": 3}'
@@ -143,10 +143,12 @@ class Predictor:
         calibrated = torch.softmax(logits / self.temperature + self.bias, dim=-1) if self.temperature else None
         gates = self.model.gates(fused)[0].cpu() if hasattr(self.model, "gates") else None
         positive = self.info.get("positive_index", len(self.classes) - 1)
+        experts = {m: torch.softmax(fused[f"{m}_logits"].float(), -1)[:, positive].tolist() for m in self.experts}
         results = []
         for i, row in enumerate(probs.tolist()):
             result = {"probabilities": {c: round(p, 5) for c, p in zip(self.classes, row)},
-                      "label": self.classes[int(probs[i].argmax())]}
+                      "label": self.classes[int(probs[i].argmax())],
+                      "experts": {m: round(found[i], 5) for m, found in experts.items()}}
             if calibrated is not None:
                 result["calibrated"] = {c: round(p, 5) for c, p in zip(self.classes, calibrated[i].tolist())}
                 result["temperature"] = self.temperature
@@ -261,9 +263,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="fusion model folder, e.g. models/mm_fusion/gated")
     parser.add_argument("--text", default=None, help="use this text instead of OCR (for every image)")
     parser.add_argument("--tabular", default=None, help='tabular fields as JSON, e.g. \'{"prior_reports": 2}\'')
-    parser.add_argument("--series", default=None,
-                        help="engagement series for every image: a .npy or .csv file (hours x channels, as the "
-                             "importers take it) or an inline JSON list; without it the temporal modality is missing")
+    parser.add_argument("--series", default=None, help="engagement series for every image: a .npy or .csv file "
+                        "(hours x channels) or an inline JSON list; without it the temporal modality is missing")
     parser.add_argument("--experts", default=None, help="folder with <modality>_expert/ (default: as recorded)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (CUDA when present)")
     parser.add_argument("--calibration", default="auto",
@@ -274,8 +275,7 @@ def main() -> None:
     parser.add_argument("--operating-point", default=None,
                         help="decide with a threshold chosen on val by the evaluate stage: max_f1, precision_90, "
                              "recall_90 (names as in models/calibration.json); adds 'flagged' to each result")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="one JSON object per line "
-                        "(default) or CSV with a header row")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="JSON lines or CSV with a header")
     args = parser.parse_args()
     tabular = None
     if args.tabular:

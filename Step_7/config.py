@@ -31,6 +31,7 @@ class ServeConfig:
     comparison: str = "metrics/comparison.json"
     operating_point: str = "max_f1"    # threshold from models/calibration.json ('' for none)
     memory: str = "models/memory"      # labelled memory folder ('' for none)
+    memory_feedback: bool = True       # a reviewed meme joins the memory (and memory.added) at once
     max_batch_size: int = 16           # micro-batching: a batch closes at this many memes ...
     max_wait_ms: float = 10.0          # ... or this long after its first meme arrived
     ocr_workers: int = 2               # OCR thread pool (tesseract runs as a subprocess per image)

@@ -40,7 +40,7 @@ def error(call, *args) -> str:
 
 
 def test_all_kinds_are_registered():
-    assert set(IMPORTERS) == {"synthetic", "hateful_memes", "jsonl", "csv"}
+    assert set(IMPORTERS) == {"synthetic", "hateful_memes", "jsonl", "csv", "reviews"}
 
 
 # ---------------------------------------------------------------- hateful_memes

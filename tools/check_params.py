@@ -3,7 +3,8 @@ a stage's outputs to rerun it).
 
 Builds every section into its dataclass (unknown keys, wrong types and impossible values fail naming the
 key), checks each fusion head's params against the head, and for every source: the options of its kind,
-that its path exists, and for csv / jsonl that the first row holds the mapped columns. Exit code 2 with one
+that its path exists, and for csv / jsonl that the first row holds the mapped columns (a `reviews` source may have
+no export yet; the labels of one it has must be classes of its label_map, or of the taxonomy). Exit code 2 with one
 line per problem; 0 and "params ok" otherwise. `make run` calls it first.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from core.errors import PipelineError
 from core.params import build, load_params, section
 from Step_1.config import PrepareConfig
-from Step_1.importers import CsvOptions, HatefulMemesOptions, JsonlOptions
+from Step_1.importers import REVIEWS_FILE, CsvOptions, HatefulMemesOptions, JsonlOptions, ReviewsOptions
+from Step_1.readers import jsonl_lines
 from Step_1.synthetic.options import SyntheticOptions
 from Step_2.ocr import OcrConfig
 from Step_3.shard import ShardConfig
@@ -30,6 +32,7 @@ from Step_5.memory_config import MemoryConfig
 from Step_5.models import FUSIONS, fusion_params
 from Step_5.studies.unfamiliar import UnfamiliarConfig
 from Step_6.config import EvaluateConfig
+from Step_7.config import ServeConfig
 
 
 def sections() -> list[tuple[type, str]]:
@@ -37,15 +40,20 @@ def sections() -> list[tuple[type, str]]:
     return [(PrepareConfig, "prepare"), (OcrConfig, "ocr"), (TaxonomyConfig, "taxonomy"), (ShardConfig, "shard"),
             *[(k.config, k.section) for k in EXPERTS.values()], (TabularModelConfig, "tabular_model"),
             (TabularPretrainConfig, "tabular_pretrain"), (FusionConfig, "fusion"), (CrossvalConfig, "crossval"),
-            (UnfamiliarConfig, "unfamiliar"), (EvaluateConfig, "evaluate"), (MemoryConfig, "memory")]
+            (UnfamiliarConfig, "unfamiliar"), (EvaluateConfig, "evaluate"), (MemoryConfig, "memory"),
+            (ServeConfig, "serve")]
 
 
-def check_source(source) -> None:
-    """A source's options by kind, its path, and (csv / jsonl) the mapped columns in its first row."""
+def check_source(source, classes: list[str] | None = None) -> None:
+    """A source's options by kind, its path, (csv / jsonl) the mapped columns in its first row, and (reviews) every
+    label against its label_map or, without one, the taxonomy's `classes`."""
     kinds = {"synthetic": SyntheticOptions, "hateful_memes": HatefulMemesOptions, "jsonl": JsonlOptions,
-             "csv": CsvOptions}
+             "csv": CsvOptions, "reviews": ReviewsOptions}
     opts = build(kinds[source.kind], source.options, where=f"prepare.sources[{source.name}].options")
     if source.kind == "synthetic":
+        return
+    if source.kind == "reviews":
+        _check_reviews(source, classes)
         return
     path = Path(source.path)
     if not path.exists():
@@ -56,6 +64,18 @@ def check_source(source) -> None:
         if missing:
             raise PipelineError(f"source '{source.name}': {path}:1 has no column '{missing[0]}' (columns: "
                                 f"{', '.join(first)}); fix the column mapping in its options")
+
+
+def _check_reviews(source, classes: list[str] | None) -> None:
+    """Every label of an exported reviews.jsonl is a known value; no export yet is fine (zero rows)."""
+    file = Path(source.path) / REVIEWS_FILE
+    allowed = sorted(source.label_map) if source.label_map else sorted(classes or [])
+    if not file.is_file() or not allowed:
+        return
+    for line, row in jsonl_lines(file, "utf-8"):
+        if row.get("label") not in allowed:
+            raise PipelineError(f"source '{source.name}': {file}:{line}: label {row.get('label')!r} is not one of "
+                                f"{allowed}; fix the row, or map it in the source's label_map")
 
 
 def _first_row(path: Path, opts, kind: str) -> list[str]:
@@ -87,13 +107,20 @@ def check(params: str) -> list[str]:
         except PipelineError as err:
             problems.append(str(err))
             continue
-        checks = {"prepare": lambda: [check_source(s) for s in cfg.sources],
+        checks = {"prepare": lambda: [check_source(s, _classes(params)) for s in cfg.sources],
                   "fusion": lambda: [fusion_params(m, getattr(cfg, m)) for m in FUSIONS if hasattr(cfg, m)]}
         try:
             checks.get(name, lambda: None)()
         except PipelineError as err:
             problems.append(str(err))
     return problems
+
+
+def _classes(params: str) -> list[str] | None:
+    try:
+        return section(TaxonomyConfig, "taxonomy", params).classes
+    except PipelineError:
+        return None  # reported with the taxonomy section
 
 
 def main() -> None:
