@@ -50,7 +50,7 @@ items = Table(
     Column("resolved_at", Float),
     Column("uncertainty", Float, nullable=False),   # |probability - threshold|
     Column("disagreement", Float, nullable=False),  # max - min of the experts' positive probabilities
-    Column("issue_rank", Integer, nullable=False),  # 0 for source 'label_issue', else 1
+    Column("issue_rank", Float, nullable=False),  # a label issue's self-confidence (lowest first), else 2
 )
 events = Table(
     "events", metadata,
@@ -90,7 +90,15 @@ def ordering_keys(scored: dict, source: str) -> dict:
     experts = [float(v) for v in (scored.get("experts") or {}).values() if v is not None and math.isfinite(v)]
     return {"uncertainty": abs(float(probability) - threshold),
             "disagreement": max(experts) - min(experts) if experts else 0.0,
-            "issue_rank": 0 if source == "label_issue" else 1}
+            "issue_rank": issue_rank(scored, source)}
+
+
+def issue_rank(scored: dict, source: str) -> float:
+    """Suspected label errors first, least self-confident (most likely mislabelled) first; then everything else."""
+    if source != "label_issue":
+        return 2.0
+    confidence = scored.get("self_confidence")
+    return float(confidence) if isinstance(confidence, (int, float)) and math.isfinite(confidence) else 0.0
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

@@ -103,11 +103,14 @@ def test_flagged_memes_join_the_review_queue_first_under_the_label_issue_order(t
     store.add_item(image=b"traffic meme", media_type="image/png", source="traffic", text="t",
                    scored={"probability": 0.5, "threshold": 0.5})  # as uncertain as it gets
     issues = [{"id": "m1", "given_label": "abuse_hate", "suggested_label": "benign", "self_confidence": 0.1},
-              {"id": "gone", "given_label": "benign", "suggested_label": "abuse_hate", "self_confidence": 0.2}]
-    probs = {"m1": np.array([0.9, 0.1]), "gone": np.array([0.2, 0.8])}
+              {"id": "gone", "given_label": "benign", "suggested_label": "abuse_hate", "self_confidence": 0.2},
+              {"id": "m2", "given_label": "benign", "suggested_label": "abuse_hate", "self_confidence": 0.3}]
+    probs = {"m1": np.array([0.9, 0.1]), "gone": np.array([0.2, 0.8]), "m2": np.array([0.3, 0.7])}
     counts = li.enqueue_issues(issues, probs, tmp_path / "records.jsonl", store, CLASSES, "abuse_hate")
     again = li.enqueue_issues(issues, probs, tmp_path / "records.jsonl", store, CLASSES, "abuse_hate")
-    assert counts == {"queued": 1, "already_queued": 0, "missing": 1} and again["already_queued"] == 1
-    first = store.queue(order="label_issue")[0]
+    assert counts == {"queued": 2, "already_queued": 0, "missing": 1} and again["already_queued"] == 2
+    queue = store.queue(order="label_issue")
+    assert [q["source"] for q in queue] == ["label_issue", "label_issue", "traffic"]
+    first = queue[0]  # the least self-confident: m1 (0.1) before m2 (0.3), though m2 is nearer 0.5
     assert first["source"] == "label_issue" and first["text"] == "caption 1"
     assert first["scored"]["suggested_label"] == "benign" and first["scored"]["probability"] == pytest.approx(0.1)
