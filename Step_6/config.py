@@ -54,6 +54,8 @@ class EvaluateConfig:
     ece_bins: int = 15
     min_precision: float = 0.90  # operating point 'precision_90': the lowest val threshold reaching it
     min_recall: float = 0.90  # operating point 'recall_90': the highest val threshold keeping it
+    # operating point 'max_f1_unseen': the highest F1 of the positive class on val_unseen alone (new material)
+    unseen_point: bool = True
     bootstrap: int = 1000  # resamples for every 95 % interval
     seed: int = 0
     slice_min_size: int = 20  # smaller slices are listed but never named the worst

@@ -12,7 +12,7 @@ from Step_6.calibration import calibration_measures, fit_temperature, fit_temper
 from Step_6.config import EvaluateConfig
 from Step_6.inputs import EvaluationInputs
 from Step_6.slices import FAMILIES, highlights, slice_quality
-from Step_6.thresholds import choose_operating_points
+from Step_6.thresholds import choose_operating_points, max_positive_f1
 
 
 @dataclass
@@ -73,6 +73,9 @@ def operating_points(scores: dict[str, np.ndarray], y: dict[str, np.ndarray], cf
     """Thresholds chosen on the `fit_on` splits pooled; rates with intervals on every split."""
     points = choose_operating_points(np.concatenate([y[s] for s in fit_on]),
                                      np.concatenate([scores[s] for s in fit_on]), cfg.min_precision, cfg.min_recall)
+    if cfg.unseen_point and len(np.unique(y.get("val_unseen", []))) == 2:  # new material: its own threshold
+        points["max_f1_unseen"] = {"threshold": max_positive_f1(y["val_unseen"], scores["val_unseen"]),
+                                   "reached_on_val": True}
     for point in points.values():
         for split in scores:
             point[split] = rates_with_intervals(y[split], scores[split], point["threshold"], cfg.bootstrap, cfg.seed)

@@ -73,7 +73,9 @@ class Scorer:
     def __init__(self, cfg: ServeConfig):
         self.folder = resolve_model(cfg)
         memory = Path(cfg.memory) if cfg.memory and (Path(cfg.memory) / "memory.safetensors").is_file() else None
-        self.predictor = Predictor(self.folder, calibration="auto", operating_point=cfg.operating_point or None,
+        models = self.folder.resolve().parent.parent  # models/ of models/mm_fusion/<method>: its experts beside it
+        experts = models if any(models.glob("*_expert/expert.json")) else None  # else the paths fusion.json records
+        self.predictor = Predictor(self.folder, experts, calibration="auto", operating_point=cfg.operating_point or None,
                                    memory=memory)
         self.max_pixels = cfg.max_pixels
         info = self.predictor.info

@@ -71,6 +71,23 @@ def test_operating_points_on_a_hand_checked_example():
     assert nothing["precision"] is None and nothing["flag_rate"] == 0.0  # nothing flagged: precision undefined
 
 
+def test_the_unseen_operating_point_maximises_hateful_f1_on_val_unseen_alone():
+    from Step_6.config import EvaluateConfig
+    from Step_6.scoring import operating_points
+    from Step_6.thresholds import max_positive_f1
+
+    y = np.array([1, 0, 1, 0, 1, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.1])
+    assert max_positive_f1(y, scores) == 0.4  # F1 0.8 (4 of 4 caught, 6 flagged) beats 0.667 at 0.5
+    seen_y, seen = np.array([1, 1, 0, 0]), np.array([0.95, 0.9, 0.2, 0.1])
+    cfg = EvaluateConfig(bootstrap=100)
+    points = operating_points({"val": seen, "val_unseen": scores}, {"val": seen_y, "val_unseen": y}, cfg, ["val"])
+    assert points["max_f1_unseen"]["threshold"] == 0.4 and points["max_f1"]["threshold"] == 0.9
+    assert points["max_f1_unseen"]["val_unseen"]["recall"] == 1.0
+    off = EvaluateConfig(bootstrap=100, unseen_point=False)
+    assert "max_f1_unseen" not in operating_points({"val": seen}, {"val": seen_y}, off, ["val"])
+
+
 def test_bootstrap_intervals_cover_the_truth_about_95_percent_of_the_time():
     rng = np.random.default_rng(1)
     covered_rate, covered_auc, trials = 0, 0, 150
