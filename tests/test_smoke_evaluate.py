@@ -24,7 +24,7 @@ def test_evaluate_outputs_and_a_second_run_reuses_every_cache(tiny_dag, tmp_path
         assert set(metrics["calibration"][name]) == set(report["splits"]) == {"val", "val_unseen", "test_seen", "test_unseen"}
         assert {"ece_before", "ece_after", "ece_adaptive_before", "brier_after", "nll_after"} <= set(
             metrics["calibration"][name]["test_seen"])
-        assert set(report["operating_points"][name]) == {"max_f1", "precision_90", "recall_90"}
+        assert set(report["operating_points"][name]) == {"max_f1", "max_f1_unseen", "precision_90", "recall_90"}
         assert set(metrics["robustness"][name]) == {"clean", "jpeg", "border", "ocr_noise", "missing_vision"}
     assert "test_seen" not in metrics["robustness"]["vision_expert"]["missing_vision"]  # no input, no score
     run = json.loads((target / "reports/evaluation_run.json").read_text())["caches"]

@@ -165,7 +165,7 @@ def test_predict_uses_the_calibration_and_an_operating_point(tiny_dag, memes):
     assert result["temperature"] == calibration["temperature"]
     assert result["operating_point"]["threshold"] == calibration["operating_points"]["precision_90"]["threshold"]
     assert result["flagged"] == (result["calibrated"]["abuse_hate"] >= result["operating_point"]["threshold"])
-    with pytest.raises(PipelineError, match="max_f1, precision_90, recall_90"):
+    with pytest.raises(PipelineError, match="max_f1, max_f1_unseen, precision_90, recall_90"):
         predictor.load_calibration(model, "auto", "precision_95")  # what Predictor(..., operating_point=) runs
 
 
