@@ -112,27 +112,31 @@ class Reviewers:
     def _sign(self, payload: str) -> str:
         return hmac.new(self.secret, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
+    def _stamp(self, who: Reviewer) -> str:
+        """A short digest of who's current token: a replaced token ends every session issued for the old one."""
+        return next((digest[:16] for digest, listed in self.entries if listed == who), "")
+
     def issue(self, who: Reviewer, hours: float, now: float | None = None) -> str:
         """A session cookie value for `who`, valid for `hours`."""
         expiry = int((time.time() if now is None else now) + hours * 3600)
-        payload = f"{who.name}|{who.role}|{expiry}"
+        payload = f"{who.name}|{who.role}|{expiry}|{self._stamp(who)}"
         return f"{_b64(payload.encode('utf-8'))}.{self._sign(payload)}"
 
     def session(self, cookie: str | None, now: float | None = None) -> Reviewer | None:
-        """The reviewer of a valid, unexpired cookie that names someone still listed, else None."""
-        if not cookie or "." not in cookie:
+        """The reviewer of a valid, unexpired cookie issued for a token still listed, else None."""
+        if not cookie or "." not in cookie or not cookie.isascii():
             return None
         encoded, signature = cookie.rsplit(".", 1)
         try:
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
-            name, role, expiry = payload.split("|")
+            name, role, expiry, stamp = payload.split("|")
             expired = int(expiry) <= (time.time() if now is None else now)
-        except ValueError:
+        except (ValueError, TypeError):
             return None
         if not hmac.compare_digest(self._sign(payload), signature) or expired:
             return None
         who = Reviewer(name, role)
-        return who if any(who == listed for _, listed in self.entries) else None
+        return who if any(who == listed and digest[:16] == stamp for digest, listed in self.entries) else None
 
 
 def reviewers_file(args: argparse.Namespace) -> Path:

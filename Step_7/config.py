@@ -34,7 +34,7 @@ class ServeConfig:
     memory_feedback: bool = True       # a reviewed meme joins the memory (and memory.added) at once
     max_batch_size: int = 16           # micro-batching: a batch closes at this many memes ...
     max_wait_ms: float = 10.0          # ... or this long after its first meme arrived
-    ocr_workers: int = 2               # OCR thread pool (tesseract runs as a subprocess per image)
+    ocr_workers: int = 2               # OCR batches at once (one tesseract process per batch)
     max_body_bytes: int = 10_000_000   # larger request bodies get 413
     max_pixels: int = 40_000_000       # larger images get 413 (decompression-bomb guard)
     max_batch_items: int = 64          # images per /v1/predict/batch request

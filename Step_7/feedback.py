@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from core.files import atomic_write_bytes
@@ -22,14 +23,20 @@ class MemoryFeedback:
     def __init__(self, engine, added: str | Path):
         self.engine, self.added = engine, Path(added)
 
-    def __call__(self, item_id: str, image: bytes, text: str | None, label: str) -> bool:
+    def __call__(self, item_id: str, image: bytes, text: str | None, current_label: Callable[[], str | None]) -> bool:
+        """Add the meme under the label the store holds when the model thread gets to it, so that two reviews in
+        quick succession leave the memory with the store's final label."""
         scorer = self.engine.scorer
         if scorer is None or scorer.predictor.memory is None:
             return False
         return self.engine.model_pool.submit(self._add, scorer.predictor, f"review-{item_id}", image, text,
-                                             label).result()
+                                             current_label).result()
 
-    def _add(self, predictor, meme_id: str, image: bytes, text: str | None, label: str) -> bool:
+    def _add(self, predictor, meme_id: str, image: bytes, text: str | None,
+             current_label: Callable[[], str | None]) -> bool:
+        label = current_label()
+        if label is None:
+            return False
         with tempfile.TemporaryDirectory(prefix="review-") as tmp:
             path = Path(tmp) / "meme"
             atomic_write_bytes(path, image)
@@ -66,7 +73,7 @@ class ReviewsIntoMemory:
             try:
                 image, _ = self.store.image(item_id)
                 event["memory"] = self.feedback(item_id, image, self.store.item(item_id).get("text"),
-                                                event["new_label"])
+                                                lambda: self.store.item(item_id).get("label"))
             except Exception:  # noqa: BLE001 - the label is stored; the memory catches up at the next build
                 log.exception("memory: %s could not be added", item_id)
                 event["memory"] = False

@@ -85,8 +85,13 @@ class Engine:
                                 "request id") from None
         result = {"request_id": request_id, "model": self.scorer.name, **result}
         if self.store is not None and self.wants_review(result):
-            item_id, _ = await asyncio.get_running_loop().run_in_executor(self.io_pool, self._enqueue, meme, result)
-            result["review"] = {"item_id": item_id, "queued": True}
+            try:
+                item_id, _ = await asyncio.get_running_loop().run_in_executor(self.io_pool, self._enqueue, meme, result)
+                result["review"] = {"item_id": item_id, "queued": True}
+            except Exception:  # noqa: BLE001 - the score stands; the store's failure is logged and counted
+                log.exception("%s: the label store refused the meme", request_id)
+                self.telemetry.errors.labels("store").inc()
+                result["review"] = {"item_id": None, "queued": False}
         return result
 
     def wants_review(self, result: dict) -> bool:
@@ -164,13 +169,19 @@ def install_timing(app: FastAPI, telemetry: Telemetry, max_body_bytes: int) -> N
             response = error(413, f"request body of {declared} bytes is over the limit of {max_body_bytes} bytes "
                                   "(serve.max_body_bytes)", request.state.request_id)
         else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        telemetry.latency.labels(path).observe(time.perf_counter() - started)
-        telemetry.requests.labels(path, str(response.status_code)).inc()
+            try:
+                response = await call_next(request)
+            except Exception:
+                record(request, started, 500)  # the crash handler answers it; count it here
+                raise
+        record(request, started, response.status_code)
         response.headers["X-Request-ID"] = request.state.request_id
         return response
+
+    def record(request: Request, started: float, status: int) -> None:
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        telemetry.latency.labels(path).observe(time.perf_counter() - started)
+        telemetry.requests.labels(path, str(status)).inc()
 
 
 def create_app(cfg: ServeConfig, *, load: Callable[[], Scorer] | None = None, store=None,

@@ -109,6 +109,18 @@ def test_a_tampered_or_expired_cookie_is_rejected(setup):
     assert client.get("/api/review/me").json()["name"] == "ann"
 
 
+def test_a_replaced_token_ends_old_sessions_and_an_odd_cookie_is_a_401(setup):
+    client, store, reviewers, _ = setup
+    old = reviewers.issue(Reviewer("ann", "reviewer"), hours=1.0)
+    rotated = Reviewers([{"name": "ann", "role": "reviewer", "token_sha256": hash_token("a-new-token")}],
+                        secret=b"test-secret")  # the same secret: only the token changed
+    assert reviewers.session(old) == Reviewer("ann", "reviewer") and rotated.session(old) is None
+    assert reviewers.session(old.split(".")[0] + ".\u00e9") is None  # a non-ASCII signature
+    odd = {"cookie": f'{COOKIE}="{old.split(".")[0]}.\\351"'}  # the cookie parser decodes the octal escape to é
+    assert client.get("/api/review/me", headers=odd).status_code == 401
+    assert client.get("/review", headers=odd, follow_redirects=False).status_code == 303
+
+
 def test_env_reviewers_are_hashed_on_load(tmp_path, monkeypatch):
     monkeypatch.setenv(auth.ENV_REVIEWERS, "eve:viewer:eve-token, zed:reviewer:zed:with:colons")
     reviewers = Reviewers.load(tmp_path / "missing.json")

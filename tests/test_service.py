@@ -279,3 +279,21 @@ def test_flagged_and_uncertain_memes_join_the_review_queue():
     item = store.items[0]
     assert item["source"] == "traffic" and item["media_type"] == "image/png"
     assert item["scored"]["experts"] == {"text": pytest.approx(120 / 255), "vision": pytest.approx(135 / 255)}
+
+
+def test_a_store_failure_keeps_the_score_and_is_counted():
+    class BrokenStore:
+        def add_item(self, **_):
+            raise RuntimeError("database is locked")
+
+    scorer = FakeScorer(ServeConfig())
+    app = create_app(ServeConfig(max_wait_ms=1), load=lambda: scorer, store=BrokenStore())
+
+    async def check(client):
+        answer = await client.post("/v1/predict", files={"image": ("a.png", png(250))}, data={"text": "x"})
+        return answer, (await client.get("/metrics")).text
+
+    answer, metrics = asyncio.run(serve(app, check))
+    assert answer.status_code == 200 and answer.json()["flagged"] is True
+    assert answer.json()["review"] == {"item_id": None, "queued": False}
+    assert 'moderation_errors_total{kind="store"} 1.0' in metrics
