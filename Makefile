@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup tesseract browser check lint run serve test test-e2e test-all plots smoke bench clean-smoke help
+.PHONY: setup tesseract browser postgres check lint run serve test test-e2e test-all plots smoke bench clean-smoke help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,13 @@ browser:  ## install Debian's chromium when missing (headless rendering checks o
 	@# Debian's launcher script prints a shell warning on some /dev/shm set-ups; the version line is what counts
 	@chromium --version 2>/dev/null | head -1
 
+postgres:  ## install Debian's PostgreSQL server when missing (the label store's PostgreSQL test starts one)
+	@{ command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { \
+	  echo "installing postgresql (apt)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -1 || command -v initdb
+
 check: setup  ## check params.yaml and every data source in seconds, before anything runs
 	python -m tools.check_params
 
@@ -53,7 +60,7 @@ lint: setup  ## ruff over the code (pyproject.toml [tool.ruff]); the fast tier r
 test: setup  ## the fast tier: unit and component tests on tiny generated data (a few minutes)
 	python -m pytest -m "not e2e"
 
-test-e2e: setup browser  ## the end-to-end tier: whole-DAG builds, torchrun, DVC remote, browser, stage CLIs
+test-e2e: setup browser postgres  ## the end-to-end tier: whole-DAG builds, torchrun, DVC remote, browser, stage CLIs
 	python -m pytest -m e2e
 
 test-all: test test-e2e  ## both tiers (what CI runs)

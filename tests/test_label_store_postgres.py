@@ -1,4 +1,4 @@
-"""The label store on a throwaway PostgreSQL server (initdb / pg_ctl from /usr/local/bin): the same round trip
+"""The label store on a throwaway PostgreSQL server (initdb / pg_ctl of Debian's postgresql package): the same round trip
 as on SQLite. As root the server runs as the 'postgres' user, in a folder that user can enter."""
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ from Step_7.store import LabelStore
 from tests.test_label_store import round_trip
 
 pytestmark = pytest.mark.e2e
-PG_BIN = Path("/usr/local/bin")
+def postgres_bin() -> Path:
+    """The folder of initdb / pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin (newest)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    return versions[-1] if versions else Path("/usr/lib/postgresql/bin")
+
+
+PG_BIN = postgres_bin()
 
 
 def free_port() -> int:
@@ -44,7 +53,7 @@ def server_folder(tmp_path: Path, request) -> tuple[Path, list[str]]:
 @pytest.fixture
 def postgres_url(tmp_path, request) -> str:
     if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
-        pytest.skip(f"initdb / pg_ctl not found in {PG_BIN}: install PostgreSQL to run this test")
+        pytest.skip(f"initdb / pg_ctl not found in {PG_BIN}: `make postgres` installs Debian's postgresql")
     import psycopg
 
     root, prefix = server_folder(tmp_path, request)
