@@ -14,15 +14,15 @@ from core.errors import PipelineError
 from core.params import PARAMS_FILE
 from core.progress import progress
 from Step_5.predict import expand_paths
+from Step_7.config import EnqueueConfig
 from Step_7.scorer import BadInput, Scorer
 from Step_7.serve import settings
-from Step_7.service import Engine
 from Step_7.store import LabelStore
-from Step_7.telemetry import Telemetry
 
 
-def enqueue(paths: list[Path], scorer: Scorer, store: LabelStore, engine: Engine | None, batch: int = 16) -> dict:
-    """Score `paths` in batches and add them to `store`; with `engine`, only what its enqueue rule selects."""
+def enqueue(paths: list[Path], scorer: Scorer, store: LabelStore, rule: EnqueueConfig | None,
+            batch: int = 16) -> dict:
+    """Score `paths` in batches and add them to `store`; with `rule`, only what the service would queue."""
     counts = {"queued": 0, "already_queued": 0, "not_selected": 0, "unreadable": 0}
     for start in progress(range(0, len(paths), batch), desc="enqueue", unit="batch"):
         memes = []
@@ -34,10 +34,10 @@ def enqueue(paths: list[Path], scorer: Scorer, store: LabelStore, engine: Engine
                 print(f"skipped {path}: {err}", file=sys.stderr)
         for meme, result in zip(memes, scorer.score(scorer.read_text(memes)) if memes else []):
             result["request_id"] = "import"
-            if engine is not None and not engine.wants_review(result):
+            if rule is not None and not scorer.wants_review(result, rule):
                 counts["not_selected"] += 1
                 continue
-            scored = Engine.review_fields(scorer, meme, result)
+            scored = scorer.review_fields(meme, result)
             _, new = store.add_item(image=meme.data, media_type=meme.media_type, source="import", text=meme.text,
                                     scored=scored)
             counts["queued" if new else "already_queued"] += 1
@@ -61,11 +61,7 @@ def main() -> None:
     scorer = Scorer(cfg)
     store = LabelStore(cfg.db_url, positive=scorer.positive,
                        negative=next(c for c in scorer.predictor.classes if c != scorer.positive))
-    engine = None
-    if args.rule:
-        engine = Engine(cfg, lambda: scorer, None, Telemetry())
-        engine.scorer = scorer
-    counts = enqueue(paths, scorer, store, engine)
+    counts = enqueue(paths, scorer, store, cfg.enqueue if args.rule else None)
     print(", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in counts.items()))
 
 

@@ -15,7 +15,7 @@ from core.files import read_json
 from Step_2.images import BadImage, _open, to_rgb
 from Step_2.tesseract import read_texts
 from Step_5.predict import Predictor
-from Step_7.config import ServeConfig
+from Step_7.config import EnqueueConfig, ServeConfig
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
                "BMP": "image/bmp", "TIFF": "image/tiff"}
@@ -138,6 +138,20 @@ class Scorer:
         for meme, result in zip(memes, results):
             result.update(text=meme.text, text_source=meme.text_source)
         return results
+
+    def wants_review(self, result: dict, rule: EnqueueConfig) -> bool:
+        """The enqueue rule: flagged at the operating point, or within `rule.uncertain_margin` of its threshold."""
+        threshold = self.threshold if self.threshold is not None else 0.5
+        close = abs(self.probability(result) - threshold) <= rule.uncertain_margin
+        return close or (rule.flagged and bool(result.get("flagged")))
+
+    def review_fields(self, meme: Meme, result: dict) -> dict:
+        """What the review page shows of a scored meme."""
+        memory = result.get("memory") or {}
+        return {"probability": self.probability(result), "threshold": self.threshold,
+                "flagged": result.get("flagged"), "label": result["label"], "gates": result.get("gates", {}),
+                "experts": result.get("experts", {}), "neighbours": memory.get("neighbours", []),
+                "text_source": meme.text_source, "model": self.name, "request_id": result.get("request_id")}
 
     def probability(self, result: dict) -> float:
         """The calibrated positive-class probability of a result (raw without calibration)."""

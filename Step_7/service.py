@@ -84,7 +84,7 @@ class Engine:
             raise BadInput(500, "internal error while scoring this meme; the service log has the details under this "
                                 "request id") from None
         result = {"request_id": request_id, "model": self.scorer.name, **result}
-        if self.store is not None and self.wants_review(result):
+        if self.store is not None and self.scorer.wants_review(result, self.cfg.enqueue):
             try:
                 item_id, _ = await asyncio.get_running_loop().run_in_executor(self.io_pool, self._enqueue, meme, result)
                 result["review"] = {"item_id": item_id, "queued": True}
@@ -94,23 +94,8 @@ class Engine:
                 result["review"] = {"item_id": None, "queued": False}
         return result
 
-    def wants_review(self, result: dict) -> bool:
-        rule = self.cfg.enqueue
-        threshold = self.scorer.threshold if self.scorer.threshold is not None else 0.5
-        close = abs(self.scorer.probability(result) - threshold) <= rule.uncertain_margin
-        return close or (rule.flagged and bool(result.get("flagged")))
-
-    @staticmethod
-    def review_fields(scorer: Scorer, meme: Meme, result: dict) -> dict:
-        """What the review page shows of a scored meme."""
-        memory = result.get("memory") or {}
-        return {"probability": scorer.probability(result), "threshold": scorer.threshold,
-                "flagged": result.get("flagged"), "label": result["label"], "gates": result.get("gates", {}),
-                "experts": result.get("experts", {}), "neighbours": memory.get("neighbours", []),
-                "text_source": meme.text_source, "model": scorer.name, "request_id": result.get("request_id")}
-
     def _enqueue(self, meme: Meme, result: dict) -> tuple[str, bool]:
-        scored = self.review_fields(self.scorer, meme, result)
+        scored = self.scorer.review_fields(meme, result)
         found = self.store.add_item(image=meme.data, media_type=meme.media_type, source="traffic", text=meme.text,
                                     scored=scored)
         self.telemetry.queued.inc(int(found[1]))
