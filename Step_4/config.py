@@ -28,6 +28,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     early_stop_metric: Literal["macro_f1", "auroc"] = "auroc"
     patience: int = 5
+    # the weights restored at the end: the mean of the `average_best` best validation epochs' weights (1: the best
+    # epoch's alone); averaging several makes the result depend less on which epoch a noisy score happened to pick
+    average_best: int = 1
     seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed; metrics report mean and std
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # training: auto = bf16 autocast on CUDA, fp32 on the CPU
     determinism: Literal["strict", "fast"] = "strict"  # fast: cudnn.benchmark and any CUDA kernel (CPU stays strict)
@@ -48,6 +51,7 @@ class TrainConfig:
         check(0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)")
         check(self.grad_clip >= 0, "grad_clip must be >= 0 (0 disables clipping)")
         check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.average_best >= 1, f"average_best must be >= 1, got {self.average_best}")
         check(self.focal_gamma >= 0, f"focal_gamma must be >= 0, got {self.focal_gamma}")
         check(self.focal_alpha is None or 0 < self.focal_alpha < 1, f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct: {self.seeds}")

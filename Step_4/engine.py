@@ -25,6 +25,7 @@ from core.seed import set_determinism
 from Step_4.config import TrainConfig
 from Step_4.metrics import classification_metrics
 from Step_4.runtime import resolve_precision
+from Step_4.weights import average_states, keep_best, trainable_state
 
 LossFn = Callable[[nn.Module, dict], torch.Tensor]
 
@@ -179,12 +180,6 @@ def classification(cfg: TrainConfig, class_counts: list[int], val_batches: Calla
     return Objective(loss=loss, evaluate=evaluate, score=cfg.early_stop_metric)
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the weights that training can change: trainable parameters and all buffers."""
-    names = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if k in names}
-
-
 def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int], Iterable[dict]], steps_per_epoch: int,
         cfg: TrainConfig, device: str, param_groups: list[dict] | None = None, live: Any = None, desc: str = "train",
         check_every: int = 50, per_rank: bool = False) -> FitResult:
@@ -208,6 +203,7 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         optimizer, warmup_cosine(cfg.epochs * max(1, steps_per_epoch), cfg.warmup_fraction))
     sign = 1.0 if objective.higher_is_better else -1.0
     best_state, best_score, best_epoch, stale = None, -math.inf, -1, 0
+    kept: list[tuple[float, int, dict]] = []  # the cfg.average_best best epochs: (score, epoch, weights)
     history, seen, train_time = [], 0, 0.0
     epochs = progress(range(cfg.epochs), desc=desc, unit="epoch")
     for epoch in epochs:
@@ -225,6 +221,8 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
         history.append(row)
         epochs.set_postfix(loss=row["train_loss"], **{f"val_{objective.score}": val[objective.score]})
         log_epoch(live, row)
+        if cfg.average_best > 1:
+            kept = keep_best(kept, (score, epoch + 1, model), cfg.average_best)
         if score > best_score or best_state is None:
             best_score, best_epoch, stale = score, epoch + 1, 0
             best_state = trainable_state(model)
@@ -232,6 +230,8 @@ def fit(model: nn.Module, objective: Objective, *, train_batches: Callable[[int]
             stale += 1
             if stale >= cfg.patience:
                 break
+    if len(kept) > 1:
+        best_state = average_states([state for _, _, state in kept])
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     return FitResult(best_epoch=best_epoch, best_score=float(sign * best_score), history=history,

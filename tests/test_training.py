@@ -4,12 +4,13 @@ import torch
 
 from core.errors import PipelineError
 from Step_4.config import TrainConfig
-from Step_4.engine import Objective, classification, fit, predict, trainable_state, warmup_cosine
+from Step_4.engine import Objective, classification, fit, predict, warmup_cosine
 from Step_4.expert import Expert, save_expert
 from Step_4.features.tensors import tensor_batches
 from Step_4.registry import load_expert
 from Step_4.tabular.model import FTConfig
 from Step_4.tabular.plugin import TabularFeatureEncoder
+from Step_4.weights import average_states, keep_best, trainable_state
 
 
 def separable(n=200, seed=0):
@@ -67,6 +68,35 @@ def test_patience_stops_at_the_right_epoch_and_restores_the_best_weights():
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, snapshots[1][name], rtol=0, atol=0)
     assert not torch.equal(snapshots[1]["net.weight"], snapshots[3]["net.weight"])
+
+
+def test_average_best_restores_the_mean_of_the_best_epochs_weights():
+    torch.manual_seed(0)
+    model = Head()
+    scores = iter([0.5, 0.8, 0.6, 0.9, 0.7, 0.1])  # the three best: epochs 4, 2, 5
+    snapshots = []
+
+    def evaluate(m):
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"auroc": next(scores)}
+
+    base = classification(TrainConfig(), [100, 100], lambda: [], positive=1, device="cpu")
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, patience=6, average_best=3)
+    result = train_on(separable(), cfg, model, objective=Objective(loss=base.loss, evaluate=evaluate, score="auroc"))
+    assert result.best_epoch == 4 and result.best_score == 0.9
+    for name, value in model.state_dict().items():
+        expected = (snapshots[3][name].double() + snapshots[1][name].double() + snapshots[4][name].double()) / 3
+        torch.testing.assert_close(value, expected.float(), rtol=0, atol=1e-7)
+
+
+def test_keep_best_holds_the_best_scores_and_prefers_earlier_epochs_on_ties():
+    kept = []
+    for epoch, score in enumerate([0.3, 0.7, 0.7, 0.5, 0.9], start=1):
+        kept = keep_best(kept, (score, epoch, Head()), 3)
+    assert [(s, e) for s, e, _ in kept] == [(0.9, 5), (0.7, 2), (0.7, 3)]
+    a, b = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(4)}, {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(9)}
+    mean = average_states([a, b])
+    assert torch.equal(mean["w"], torch.tensor([2.0, 4.0])) and int(mean["n"]) == 4
 
 
 def test_best_epoch_snapshot_holds_trainable_weights_only():
