@@ -25,12 +25,16 @@ def brier(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(((probs - onehot) ** 2).sum(axis=1).mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
-    """The T > 0 minimising the NLL of softmax(logits / T): golden-section search on log T (the NLL is
-    unimodal in T), deterministic and dependency-free."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0,
+                    groups: list[np.ndarray] | None = None) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T): golden-section search on log T (the NLL is convex in
+    1 / T, so unimodal in log T), deterministic and dependency-free. With `groups` (row indices, e.g. one per
+    split) it minimises the largest group's NLL instead: the temperature that serves the worst group best (a
+    maximum of convex functions is convex, so the search still holds)."""
     a, b = math.log(low), math.log(high)
     ratio = (math.sqrt(5) - 1) / 2
-    loss = lambda log_t: nll(softmax(logits, math.exp(log_t)), labels)  # noqa: E731
+    parts = [(logits[g], labels[g]) for g in groups] if groups else [(logits, labels)]
+    loss = lambda log_t: max(nll(softmax(z, math.exp(log_t)), y) for z, y in parts)  # noqa: E731
     c, d = b - ratio * (b - a), a + ratio * (b - a)
     fc, fd = loss(c), loss(d)
     for _ in range(60):

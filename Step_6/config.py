@@ -51,6 +51,9 @@ class EvaluateConfig:
     calibration: str = "temperature"  # temperature | temperature_bias (also a per-class bias, fitted with T)
     # the splits calibration and operating points are fitted on, pooled (those the data holds; val always)
     fit_on: list[str] = field(default_factory=lambda: ["val"])
+    # pooled: one temperature for the fit_on rows pooled; worst_split: the temperature minimising the largest NLL
+    # among the fit_on splits, so new material (val_unseen) is not outvoted by familiar memes (temperature only)
+    calibration_fit: str = "pooled"
     ece_bins: int = 15
     min_precision: float = 0.90  # operating point 'precision_90': the lowest val threshold reaching it
     min_recall: float = 0.90  # operating point 'recall_90': the highest val threshold keeping it
@@ -67,6 +70,10 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         check(self.calibration in ("temperature", "temperature_bias"),
               f"calibration must be 'temperature' or 'temperature_bias', got {self.calibration!r}")
+        check(self.calibration_fit in ("pooled", "worst_split"),
+              f"calibration_fit must be 'pooled' or 'worst_split', got {self.calibration_fit!r}")
+        check(self.calibration_fit == "pooled" or self.calibration == "temperature",
+              "calibration_fit: worst_split fits a temperature alone; set calibration: temperature")
         check(self.ece_bins >= 2, "ece_bins must be >= 2")
         check("val" in self.fit_on and set(self.fit_on) <= {"val", "val_unseen"},
               f"fit_on: val, optionally with val_unseen (never a test split), got {self.fit_on}")

@@ -32,7 +32,8 @@ def calibrate_models(data: EvaluationInputs, cfg: EvaluateConfig) -> CalibratedM
     scores there."""
     out = CalibratedModels()
     for name, per_split in data.logits.items():
-        c = calibrate(per_split, data.labels, cfg.ece_bins, cfg.calibration, fitted_on(cfg, data.splits))
+        c = calibrate(per_split, data.labels, cfg.ece_bins, cfg.calibration, fitted_on(cfg, data.splits),
+                      cfg.calibration_fit)
         out.reliability[name] = c.pop("reliability")
         out.calibration[name] = c
         out.probs[name] = {s: softmax(z, c["temperature"], c["bias"]) for s, z in per_split.items()}
@@ -47,18 +48,21 @@ def fitted_on(cfg: EvaluateConfig, splits: list[str]) -> list[str]:
 
 
 def calibrate(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], bins: int, method: str,
-              fit_on: Sequence[str] = ("val",)) -> dict:
+              fit_on: Sequence[str] = ("val",), fit: str = "pooled") -> dict:
     """Temperature (and with 'temperature_bias' a per-class bias) fitted on the labelled rows of the `fit_on`
-    splits pooled; measures and reliability rows before and after, per split (labelled rows)."""
+    splits, pooled or (fit 'worst_split') for the split it serves worst; measures and reliability rows before and
+    after, per split (labelled rows)."""
     keep = {s: labels[s] >= 0 for s in labels}
     z_val = np.concatenate([logits[s][keep[s]] for s in fit_on])
     y_val = np.concatenate([labels[s][keep[s]] for s in fit_on])
+    sizes = np.cumsum([0] + [int(keep[s].sum()) for s in fit_on])
+    groups = [np.arange(a, b) for a, b in zip(sizes[:-1], sizes[1:]) if b > a] if fit == "worst_split" else None
     if method == "temperature_bias":
         temperature, bias = fit_temperature_bias(z_val, y_val)
     else:
-        temperature, bias = fit_temperature(z_val, y_val), [0.0] * z_val.shape[1]
-    out = {"method": method, "temperature": temperature, "bias": bias, "fitted_on": list(fit_on), "splits": {},
-           "reliability": {}}
+        temperature, bias = fit_temperature(z_val, y_val, groups=groups), [0.0] * z_val.shape[1]
+    out = {"method": method, "fit": fit, "temperature": temperature, "bias": bias, "fitted_on": list(fit_on),
+           "splits": {}, "reliability": {}}
     for split, z in logits.items():
         y = labels[split][keep[split]]
         before, after = softmax(z[keep[split]]), softmax(z[keep[split]], temperature, bias)

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from Step_6.bootstrap import auroc_with_interval, paired_auroc_difference, rates_with_intervals
 from Step_6.calibration import brier, ece, fit_temperature, fit_temperature_bias, nll, reliability, softmax
-from Step_6.config import IMAGE_CORRUPTIONS, RobustnessConfig
+from Step_6.config import IMAGE_CORRUPTIONS, EvaluateConfig, RobustnessConfig
 from Step_6.corruptions import CorruptedImages, corrupt_text, rng_for
 from Step_6.slices import highlights, length_bin
 from Step_6.thresholds import choose_operating_points
@@ -42,6 +42,28 @@ def test_temperature_recovers_a_known_overconfidence():
     before, after = softmax(logits), softmax(logits, temperature)
     assert ece(after, labels) < 0.02 < ece(before, labels)
     assert nll(after, labels) < nll(before, labels)
+
+
+def test_worst_split_temperature_serves_the_split_the_pooled_fit_neglects():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 1.5, 12000)
+    labels = (rng.random(12000) < 1 / (1 + np.exp(-z))).astype(int)
+    sharpness = np.where(np.arange(12000) < 10000, 1.0, 4.0)  # a large calibrated split, a small overconfident one
+    logits = np.stack([np.zeros_like(z), sharpness * z], axis=1)
+    groups = [np.arange(10000), np.arange(10000, 12000)]
+    pooled, worst = fit_temperature(logits, labels), fit_temperature(logits, labels, groups=groups)
+    assert pooled < 1.8 and worst > pooled  # the pooled fit follows the large split
+    split_nll = lambda t: [nll(softmax(logits[g], t), labels[g]) for g in groups]  # noqa: E731
+    assert max(split_nll(worst)) < max(split_nll(pooled)) - 0.01
+    for t in (worst * 0.95, worst * 1.05):  # a minimum of the largest split NLL
+        assert max(split_nll(t)) >= max(split_nll(worst)) - 1e-9
+
+
+def test_worst_split_calibration_is_for_a_temperature_alone():
+    with pytest.raises(ValueError, match="worst_split"):
+        EvaluateConfig(calibration="temperature_bias", calibration_fit="worst_split")
+    with pytest.raises(ValueError, match="calibration_fit"):
+        EvaluateConfig(calibration_fit="median")
 
 
 def test_temperature_and_bias_undo_a_scale_and_a_shift():
