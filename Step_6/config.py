@@ -49,7 +49,7 @@ class RobustnessConfig:
 @dataclass
 class EvaluateConfig:
     calibration: str = "temperature"  # temperature | temperature_bias (also a per-class bias, fitted with T)
-    # the splits calibration and operating points are fitted on, pooled (those the data holds; val always)
+    # the splits calibration (see calibration_fit) and operating points (pooled) are fitted on (those the data holds; val always)
     fit_on: list[str] = field(default_factory=lambda: ["val"])
     # pooled: one temperature for the fit_on rows pooled; worst_split: the temperature minimising the largest NLL
     # among the fit_on splits, so new material (val_unseen) is not outvoted by familiar memes (temperature only)
